@@ -1,0 +1,61 @@
+# Floodgate. `make run` starts the daemon on the quickstart config;
+# `make test` installs what the tests need and runs every test.
+
+GO      ?= go
+BIN     := bin/floodgate
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+export PATH := $(PATH):/usr/local/go/bin
+
+# Debian packages the integration tests use (command:package).
+TEST_TOOLS := gobgpd:gobgpd gobgp:gobgpd ip:iproute2
+
+.PHONY: all build run check test test-deps lint unit fuzz bench clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/floodgate
+
+run: build
+	$(BIN) run --config examples/quickstart
+
+check: build
+	$(BIN) check --config examples/quickstart
+
+# Installs only what is missing (needs root on a fresh machine).
+test-deps:
+	@missing=""; for t in $(TEST_TOOLS); do \
+	  command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t##*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# Unit and integration tests (fuzz targets run on their seed corpus).
+# FLOODGATE_INTEGRATION=1 turns a missing prerequisite into a failure.
+test: test-deps lint
+	FLOODGATE_INTEGRATION=1 $(GO) test -race -count=1 -timeout 20m ./...
+
+# Unit tests only.
+unit:
+	$(GO) test -short -count=1 ./...
+
+FUZZTIME ?= 60s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./... | tee bench.txt
+
+clean:
+	rm -rf bin bench.txt

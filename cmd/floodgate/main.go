@@ -1,0 +1,172 @@
+// Command floodgate is the Floodgate daemon and its command-line tools.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/floodgate-ddos/floodgate/controller"
+	"github.com/floodgate-ddos/floodgate/policies"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+	exitConfig  = 3
+)
+
+const usage = `usage: floodgate <command> [flags]
+
+commands:
+  run      --config PATH   start the daemon (PATH: a file, or a directory of *.hcl files)
+  check    --config PATH   validate a configuration and print every error
+  version                  print the version of floodgate and of its BGP library
+`
+
+func main() {
+	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func realMain(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(args[1:], stdout, stderr)
+	case "check":
+		return cmdCheck(args[1:], stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintf(stdout, "floodgate %s\ngobgp %s\n", version, moduleVersion("github.com/osrg/gobgp/v3"))
+		return exitOK
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "floodgate: unknown command %q\n\n%s", args[0], usage)
+	return exitUsage
+}
+
+func moduleVersion(path string) string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	for _, m := range bi.Deps {
+		if m.Path == path {
+			if m.Replace != nil {
+				return m.Replace.Version
+			}
+			return m.Version
+		}
+	}
+	return "unknown"
+}
+
+func configFlag(name string, args []string, stderr io.Writer) (string, bool) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file or directory")
+	if err := fs.Parse(args); err != nil {
+		return "", false
+	}
+	if *path == "" || fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "floodgate %s: need --config PATH and nothing else\n", name)
+		return "", false
+	}
+	return *path, true
+}
+
+// load loads the policy and prints every error as file:line:col: message.
+func load(path string, stderr io.Writer) (*policies.Policy, bool) {
+	pol, err := policies.Load(path)
+	if err != nil {
+		var cerr *policies.Error
+		if errors.As(err, &cerr) {
+			for _, d := range cerr.Diags {
+				fmt.Fprintln(stderr, policies.FormatDiagnostic(d))
+			}
+			fmt.Fprintf(stderr, "%d error(s) in %s\n", len(cerr.Diags), path)
+		} else {
+			fmt.Fprintf(stderr, "floodgate: %v\n", err)
+		}
+		return nil, false
+	}
+	return pol, true
+}
+
+func cmdCheck(args []string, stdout, stderr io.Writer) int {
+	path, ok := configFlag("check", args, stderr)
+	if !ok {
+		return exitUsage
+	}
+	pol, ok := load(path, stderr)
+	if !ok {
+		return exitConfig
+	}
+	prefixes := 0
+	for _, h := range pol.Hostgroups {
+		prefixes += len(h.Prefixes)
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d file(s), %d hostgroup(s), %d prefix(es), %d source(s), %d neighbor(s))\n",
+		path, len(pol.Files), len(pol.Hostgroups), prefixes, len(pol.Listeners), len(pol.BGP.Neighbors))
+	return exitOK
+}
+
+// shutdownTimeout bounds a clean stop after SIGINT or SIGTERM.
+const shutdownTimeout = 5 * time.Second
+
+func cmdRun(args []string, _, stderr io.Writer) int {
+	path, ok := configFlag("run", args, stderr)
+	if !ok {
+		return exitUsage
+	}
+	pol, ok := load(path, stderr)
+	if !ok {
+		return exitConfig
+	}
+	log := controller.NewLogger(pol.Log, stderr)
+	log.Info("starting", "version", version, "config", path, "files", len(pol.Files))
+	d, err := controller.NewDaemon(pol, log)
+	if err != nil {
+		log.Error("cannot build daemon", "error", err.Error())
+		return exitFailure
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := d.Start(ctx); err != nil {
+		log.Error("cannot start", "error", err.Error())
+		return exitFailure
+	}
+	<-ctx.Done()
+	stop() // a second signal kills the process at once
+	log.Info("shutting down")
+	done := make(chan error, 1)
+	go func() { done <- d.Stop() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			log.Error("stop", "error", err.Error())
+			return exitFailure
+		}
+	case <-time.After(shutdownTimeout):
+		log.Error("components did not stop in time", "timeout", shutdownTimeout.String())
+		return exitFailure
+	}
+	log.Info("stopped")
+	return exitOK
+}

@@ -1,0 +1,81 @@
+# Floodgate quickstart configuration.
+#
+# `make run` starts the daemon on this file as it is. It listens for flow
+# exports on loopback, watches the documentation prefixes and runs a BGP
+# speaker with no neighbour, so detections and announcements appear in the
+# log without a router. Point an exporter at it, for example:
+#
+#   softflowd -r capture.pcap -n 127.0.0.1:2055 -v 9
+#
+# Check a change with: floodgate check --config examples/quickstart
+
+log {
+  level  = "info" # trace, debug, info, warn or error
+  format = "text" # text or json
+}
+
+detection {
+  tick = "1s" # how often counters become rates (100ms to 1m)
+}
+
+sources {
+  # NetFlow v5, NetFlow v9 and IPFIX, told apart per datagram.
+  netflow "routers" {
+    listen         = "127.0.0.1:2055"
+    receive_buffer = "32MiB" # exporters send in bursts: keep this large
+    # sampling_rate = 1      # assumed when an export carries no rate
+
+    # Per-exporter override of the sampling rate, whatever it announces:
+    # exporter "192.0.2.1" {
+    #   sampling_rate = 1000
+    # }
+  }
+
+  sflow "switches" {
+    listen = "127.0.0.1:6343"
+  }
+}
+
+bgp {
+  asn       = 65000
+  router_id = "192.0.2.254"
+  # listen  = "0.0.0.0:179" # accept sessions; by default Floodgate only dials out
+
+  dry_run = false # true: log what would be announced, send nothing
+
+  # Added to every blackhole route after 65535:666 (BLACKHOLE) and
+  # 65535:65281 (NO_EXPORT).
+  rtbh_communities = ["65000:666"]
+
+  # An edge router. Uncomment and adapt to peer with a real one.
+  # neighbor "edge1" {
+  #   address  = "192.0.2.1"
+  #   asn      = 65001
+  #   # port     = 179
+  #   # passive  = false
+  #   # password = "tcp-md5-key"
+  #   # multihop = 2
+  #   # families = ["ipv4-unicast", "ipv6-unicast"]
+  # }
+}
+
+# Monitored networks. A host is in the hostgroup with the most specific
+# prefix that contains it.
+hostgroup "documentation" {
+  prefixes = [
+    "192.0.2.0/24",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "2001:db8::/32",
+  ]
+
+  # Per-host limits on traffic towards a host. Numbers, or strings with
+  # units: "20kpps", "1.5Mpps"; "500Mbps", "2Gbps".
+  threshold "incoming" {
+    pps = "20kpps"
+    bps = "1Gbps"
+  }
+
+  ewma     = "1s"  # time constant of rate smoothing
+  ban_time = "10m" # how long a blackhole stays announced after detection
+}

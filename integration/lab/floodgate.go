@@ -1,0 +1,179 @@
+package lab
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// BuildFloodgate builds the floodgate binary into a temporary directory
+// that lives as long as the test binary, and returns its path. Concurrent
+// and repeated calls build once.
+func BuildFloodgate(t testing.TB) string {
+	t.Helper()
+	build.once.Do(func() {
+		dir, err := os.MkdirTemp("", "floodgate-bin-")
+		if err != nil {
+			build.err = err
+			return
+		}
+		bin := filepath.Join(dir, "floodgate")
+		_, file, _, _ := runtime.Caller(0)
+		root := filepath.Join(filepath.Dir(file), "..", "..")
+		cmd := exec.Command("go", "build", "-o", bin, "./cmd/floodgate")
+		cmd.Dir = root
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			build.err = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		build.path = bin
+	})
+	if build.err != nil {
+		t.Fatalf("build floodgate: %v", build.err)
+	}
+	return build.path
+}
+
+var build struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// FreeUDPPort returns a UDP port that was free on host a moment ago.
+func FreeUDPPort(t testing.TB, host string) int {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		t.Fatalf("find a free udp port on %s: %v", host, err)
+	}
+	defer pc.Close()
+	return pc.LocalAddr().(*net.UDPAddr).Port
+}
+
+// Floodgate is a floodgate daemon run by a test.
+type Floodgate struct {
+	cmd     *exec.Cmd
+	log     *syncBuffer
+	exited  chan struct{}
+	waitErr error
+
+	stopOnce sync.Once
+	stopErr  error
+	stopTook time.Duration
+}
+
+// syncBuffer is a bytes.Buffer safe for the writer goroutine of exec and
+// the test's readers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// StartFloodgate writes config to a file and runs `floodgate run` on it.
+// The test's cleanup stops exactly that process (SIGTERM, then SIGKILL) and
+// prints its log if the test failed.
+func StartFloodgate(t testing.TB, bin, config string) *Floodgate {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "floodgate.hcl")
+	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := &Floodgate{log: &syncBuffer{}, exited: make(chan struct{})}
+	f.cmd = exec.Command(bin, "run", "--config", path)
+	f.cmd.Stdout = f.log
+	f.cmd.Stderr = f.log
+	f.cmd.SysProcAttr = daemonSysProcAttr()
+	if err := f.cmd.Start(); err != nil {
+		t.Fatalf("start floodgate: %v", err)
+	}
+	go func() {
+		f.waitErr = f.cmd.Wait()
+		close(f.exited)
+	}()
+	t.Cleanup(func() {
+		if err := f.Stop(); err != nil {
+			t.Errorf("stop floodgate: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("floodgate (pid %d) log:\n%s", f.cmd.Process.Pid, f.Log())
+		}
+	})
+	return f
+}
+
+// Log returns everything the daemon has printed so far.
+func (f *Floodgate) Log() string { return f.log.String() }
+
+// WaitLog waits until the log contains s, or the daemon exits, or ctx ends.
+func (f *Floodgate) WaitLog(ctx context.Context, s string) error {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if strings.Contains(f.Log(), s) {
+			return nil
+		}
+		select {
+		case <-f.exited:
+			return fmt.Errorf("floodgate exited (%v) before logging %q", f.waitErr, s)
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %q in the floodgate log: %w", s, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// Stop sends SIGTERM and waits; after 10 s it kills the process. It returns
+// an error if the daemon did not exit with status 0, and remembers how long
+// the stop took (StopTook).
+func (f *Floodgate) Stop() error {
+	f.stopOnce.Do(func() {
+		select {
+		case <-f.exited:
+			f.stopErr = fmt.Errorf("floodgate exited before stop: %v", f.waitErr)
+			return
+		default:
+		}
+		start := time.Now()
+		if err := f.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			f.stopErr = err
+			return
+		}
+		select {
+		case <-f.exited:
+			f.stopTook = time.Since(start)
+			f.stopErr = f.waitErr
+		case <-time.After(10 * time.Second):
+			_ = f.cmd.Process.Kill()
+			<-f.exited
+			f.stopErr = fmt.Errorf("floodgate did not stop within 10s of SIGTERM; killed")
+		}
+	})
+	return f.stopErr
+}
+
+// StopTook is how long the last Stop waited for the process to exit.
+func (f *Floodgate) StopTook() time.Duration { return f.stopTook }

@@ -1,0 +1,339 @@
+package policies
+
+import (
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+const minimal = `
+bgp {
+  asn       = 65000
+  router_id = "192.0.2.254"
+}
+`
+
+func parseOne(t testing.TB, src string) (*Policy, error) {
+	t.Helper()
+	return Parse([]string{"test.hcl"}, map[string][]byte{"test.hcl": []byte(src)})
+}
+
+func TestParseValid(t *testing.T) {
+	src := minimal + `
+log {
+  level  = "debug"
+  format = "json"
+}
+detection { tick = "500ms" }
+sources {
+  netflow "routers" {
+    listen         = "127.0.0.1:2055"
+    receive_buffer = "8MiB"
+    workers        = 2
+    sampling_rate  = 100
+    exporter "192.0.2.1" { sampling_rate = 1000 }
+  }
+  sflow "switches" { listen = "[::1]:6343" }
+}
+hostgroup "customers" {
+  prefixes = ["203.0.113.0/24", "2001:db8::/32"]
+  threshold "incoming" {
+    pps = "20kpps"
+    bps = "1.5Gbps"
+  }
+  threshold "outgoing" { pps = 5000 }
+  ewma     = "2s"
+  ban_time = "5m"
+}
+`
+	pol, err := parseOne(t, src)
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	want := &Policy{
+		Files:     []string{"test.hcl"},
+		Log:       Log{Level: "debug", Format: "json"},
+		Detection: Detection{Tick: 500 * time.Millisecond},
+		Listeners: []Listener{
+			{Name: "routers", Protocol: "netflow", Listen: netip.MustParseAddrPort("127.0.0.1:2055"), ReceiveBuffer: 8 << 20,
+				Workers: 2, DefaultSampling: 100, Sampling: map[netip.Addr]uint32{netip.MustParseAddr("192.0.2.1"): 1000}},
+			{Name: "switches", Protocol: "sflow", Listen: netip.MustParseAddrPort("[::1]:6343")},
+		},
+		BGP: BGP{ASN: 65000, RouterID: netip.MustParseAddr("192.0.2.254")},
+		Hostgroups: []*Hostgroup{{
+			Name:     "customers",
+			Prefixes: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24"), netip.MustParsePrefix("2001:db8::/32")},
+			Incoming: Threshold{PPS: 20000, BPS: 1_500_000_000},
+			Outgoing: Threshold{PPS: 5000},
+			EWMA:     2 * time.Second,
+			BanTime:  5 * time.Minute,
+		}},
+	}
+	if diff := cmp.Diff(pol, want, cmpAddr); diff != "" {
+		t.Errorf("Parse (-got +want):\n%s", diff)
+	}
+}
+
+var cmpAddr = cmp.Options{
+	cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
+	cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }),
+	cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b }),
+}
+
+func TestDefaults(t *testing.T) {
+	pol, err := parseOne(t, minimal+`hostgroup "two-lines" { prefixes = ["192.0.2.0/24"] }`)
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if pol.Log != (Log{Level: "info", Format: "text"}) || pol.Detection.Tick != DefaultTick {
+		t.Errorf("global defaults: log %+v tick %s", pol.Log, pol.Detection.Tick)
+	}
+	h := pol.Hostgroups[0]
+	if h.EWMA != DefaultEWMA || h.BanTime != DefaultBanTime {
+		t.Errorf("hostgroup defaults: ewma %s ban %s", h.EWMA, h.BanTime)
+	}
+}
+
+func TestNeighborDefaults(t *testing.T) {
+	pol, err := parseOne(t, `
+bgp {
+  asn = 65000
+  router_id = "192.0.2.254"
+  neighbor "v4" {
+    address = "192.0.2.1"
+    asn     = 65001
+  }
+  neighbor "v6" {
+    address  = "2001:db8::1"
+    asn      = 65000
+    port     = 1179
+    passive  = true
+    multihop = 3
+    password = "secret"
+  }
+}`)
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	want := []Neighbor{
+		{Name: "v4", Address: netip.MustParseAddr("192.0.2.1"), ASN: 65001, Port: 179, Families: []string{"ipv4-unicast"}},
+		{Name: "v6", Address: netip.MustParseAddr("2001:db8::1"), ASN: 65000, Port: 1179, Passive: true, Multihop: 3,
+			Password: "secret", Families: []string{"ipv6-unicast"}},
+	}
+	if diff := cmp.Diff(pol.BGP.Neighbors, want, cmpAddr); diff != "" {
+		t.Errorf("neighbors (-got +want):\n%s", diff)
+	}
+}
+
+// TestErrors checks that each mistake is reported at its position with a
+// message that says what to write instead.
+func TestErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		want string // file:line:col: and a part of the message
+	}{
+		{"unknown attribute", minimal + "hostgroup \"a\" {\n  prefixes = [\"192.0.2.0/24\"]\n  ban_tme = \"5m\"\n}\n",
+			`test.hcl:8:3: Unsupported argument: An argument named "ban_tme" is not expected here. Did you mean "ban_time"?`},
+		{"unknown block", minimal + "hostgrup \"a\" {}\n",
+			`test.hcl:6:1: Unsupported block type: Blocks of type "hostgrup" are not expected here. Did you mean "hostgroup"?`},
+		{"bad cidr", minimal + "hostgroup \"a\" {\n  prefixes = [\"192.0.2.0/24\", \"192.0.2.300/24\"]\n}\n",
+			`test.hcl:7:31: Invalid prefix: "192.0.2.300/24" is not a CIDR prefix`},
+		{"host bits", minimal + "hostgroup \"a\" {\n  prefixes = [\"192.0.2.1/24\"]\n}\n",
+			`test.hcl:7:15: Prefix has host bits set: "192.0.2.1/24" has bits set past /24; write "192.0.2.0/24"`},
+		{"bad duration", minimal + "hostgroup \"a\" {\n  prefixes = [\"192.0.2.0/24\"]\n  ban_time = \"10 minutes\"\n}\n",
+			`test.hcl:8:14: Invalid duration: "10 minutes" is not a duration; write a number with a unit`},
+		{"bad rate", minimal + "hostgroup \"a\" {\n  prefixes = [\"192.0.2.0/24\"]\n  threshold \"incoming\" { pps = \"20k\" }\n}\n",
+			`test.hcl:8:32: Invalid rate: "20k" does not end in pps`},
+		{"bad direction", minimal + "hostgroup \"a\" {\n  prefixes = [\"192.0.2.0/24\"]\n  threshold \"inbound\" { pps = 1 }\n}\n",
+			`test.hcl:8:3: Invalid threshold direction: "inbound" is not a direction`},
+		{"asn out of range", "bgp {\n  asn = 4294967296\n  router_id = \"192.0.2.1\"\n}\n",
+			`test.hcl:2:9: Invalid asn: 4294967296 is out of range; write a whole number from 1 to 4294967295`},
+		{"router id v6", "bgp {\n  asn = 1\n  router_id = \"2001:db8::1\"\n}\n",
+			`test.hcl:3:15: Invalid router_id: the router id is an IPv4 address`},
+		{"missing bgp", "hostgroup \"a\" { prefixes = [\"192.0.2.0/24\"] }\n",
+			`test.hcl:1:1: Missing bgp block`},
+		{"bad listen", minimal + "sources {\n  netflow \"r\" { listen = \"127.0.0.1\" }\n}\n",
+			`test.hcl:7:26: Invalid listen address: "127.0.0.1" is not address:port`},
+		{"bad level", minimal + "log { level = \"verbose\" }\n",
+			`test.hcl:6:15: Invalid log level: "verbose" is not a level`},
+		{"tick too small", minimal + "detection { tick = \"10ms\" }\n",
+			`test.hcl:6:20: Invalid tick: tick 10ms is out of range`},
+		{"bad community", "bgp {\n  asn = 1\n  router_id = \"192.0.2.1\"\n  rtbh_communities = [\"65536:1\"]\n}\n",
+			`test.hcl:4:23: Invalid community`},
+		{"duplicate prefix", minimal + "hostgroup \"a\" { prefixes = [\"192.0.2.0/24\"] }\nhostgroup \"b\" { prefixes = [\"192.0.2.0/24\"] }\n",
+			`test.hcl:7:29: Duplicate prefix: 192.0.2.0/24 is already in hostgroup "a" at test.hcl:6:29`},
+		{"syntax", minimal + "hostgroup \"a\" {\n  prefixes = [\n}\n",
+			`test.hcl:8:1:`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseOne(t, tc.src)
+			var cerr *Error
+			if !errors.As(err, &cerr) {
+				t.Fatalf("Parse error = %v, want *Error", err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error\n%s\ndoes not contain\n%s", err, tc.want)
+			}
+			for _, d := range cerr.Diags {
+				if d.Subject == nil || d.Subject.Filename == "" || d.Subject.Start.Line == 0 {
+					t.Errorf("diagnostic without position: %s", FormatDiagnostic(d))
+				}
+			}
+		})
+	}
+}
+
+func TestEmptyAndCommentOnlyFilesAreFine(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "00-bgp.hcl", minimal)
+	write(t, dir, "10-empty.hcl", "")
+	write(t, dir, "20-comments.hcl", "# nothing here yet\n\n// nor here\n/* nor here */\n\n\n")
+	write(t, dir, "30-blank-lines.hcl", "\n\nhostgroup \"a\" {\n\n  prefixes = [\n\n    \"192.0.2.0/24\",\n\n  ]\n\n}\n\n")
+	pol, err := Load(dir)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if len(pol.Files) != 4 || len(pol.Hostgroups) != 1 {
+		t.Errorf("files %d hostgroups %d, want 4 and 1", len(pol.Files), len(pol.Hostgroups))
+	}
+}
+
+func TestDirectoryDuplicates(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "a.hcl", minimal+"hostgroup \"acme\" { prefixes = [\"192.0.2.0/24\"] }\n")
+	write(t, dir, "b.hcl", "\nhostgroup \"acme\" { prefixes = [\"198.51.100.0/24\"] }\nbgp {\n  asn = 1\n  router_id = \"192.0.2.1\"\n}\n")
+	_, err := Load(dir)
+	if err == nil {
+		t.Fatal("Load succeeded, want duplicate errors")
+	}
+	a, b := filepath.Join(dir, "a.hcl"), filepath.Join(dir, "b.hcl")
+	for _, want := range []string{
+		b + `:2:1: Duplicate hostgroup: hostgroup "acme" is already defined at ` + a + ":6:1",
+		b + ":3:1: Duplicate bgp block: a bgp block is already defined at " + a + ":2:1",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error\n%s\ndoes not contain\n%s", err, want)
+		}
+	}
+}
+
+func TestExamplesValidate(t *testing.T) {
+	dirs, err := filepath.Glob("../examples/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, d := range dirs {
+		if files, _ := filepath.Glob(filepath.Join(d, "*.hcl")); len(files) == 0 {
+			continue
+		}
+		n++
+		t.Run(filepath.Base(d), func(t *testing.T) {
+			if _, err := Load(d); err != nil {
+				t.Errorf("Load(%s): %v", d, err)
+			}
+		})
+	}
+	if n == 0 {
+		t.Fatal("no example configurations found")
+	}
+}
+
+func TestCovering(t *testing.T) {
+	pol, err := parseOne(t, minimal+`
+hostgroup "wide" { prefixes = ["203.0.113.0/24", "2001:db8::/32"] }
+hostgroup "narrow" { prefixes = ["203.0.113.128/25"] }
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		prefix string
+		want   string
+	}{
+		{"203.0.113.10/32", "wide"},
+		{"203.0.113.200/32", "narrow"},
+		{"203.0.113.0/24", "wide"},
+		{"203.0.112.0/23", ""},
+		{"198.51.100.1/32", ""},
+		{"2001:db8::1/128", "wide"},
+		{"::/0", ""},
+		{"0.0.0.0/0", ""},
+	}
+	for _, tc := range tests {
+		h, ok := pol.Covering(netip.MustParsePrefix(tc.prefix))
+		got := ""
+		if ok {
+			got = h.Name
+		}
+		if got != tc.want {
+			t.Errorf("Covering(%s) = %q, want %q", tc.prefix, got, tc.want)
+		}
+	}
+}
+
+func TestParseRate(t *testing.T) {
+	tests := []struct {
+		in, unit string
+		want     uint64
+		ok       bool
+	}{
+		{"200kpps", "pps", 200_000, true},
+		{"1.5Mpps", "pps", 1_500_000, true},
+		{"10Mbps", "bps", 10_000_000, true},
+		{"2 Gbps", "bps", 2_000_000_000, true},
+		{"500bps", "bps", 500, true},
+		{"20k", "pps", 0, false},
+		{"-1pps", "pps", 0, false},
+		{"Mbps", "bps", 0, false},
+	}
+	for _, tc := range tests {
+		got, err := ParseRate(tc.in, tc.unit)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("ParseRate(%q, %q) = %d, %v; want %d, ok=%v", tc.in, tc.unit, got, err, tc.want, tc.ok)
+		}
+	}
+}
+
+func write(t testing.TB, dir, name, src string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// FuzzParse checks that no input panics the parser and that every error
+// carries a position.
+func FuzzParse(f *testing.F) {
+	f.Add(minimal)
+	f.Add(minimal + `hostgroup "a" { prefixes = ["192.0.2.0/24"] threshold "incoming" { pps = "1kpps" } }`)
+	f.Add("bgp { asn = \"x\" }")
+	f.Add("hostgroup {")
+	f.Add("")
+	if b, err := os.ReadFile("../examples/quickstart/floodgate.hcl"); err == nil {
+		f.Add(string(b))
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		_, err := parseOne(t, src)
+		if err == nil {
+			return
+		}
+		var cerr *Error
+		if !errors.As(err, &cerr) {
+			t.Fatalf("error of type %T: %v", err, err)
+		}
+		for _, d := range cerr.Diags {
+			if d.Subject == nil || d.Subject.Filename == "" {
+				t.Fatalf("diagnostic without position: %s", FormatDiagnostic(d))
+			}
+		}
+	})
+}
