@@ -3,6 +3,9 @@ package controller
 import (
 	"context"
 	"net/netip"
+	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -23,14 +26,14 @@ type recorder struct {
 	log []string
 }
 
-func (r *recorder) Announce(_ context.Context, a flowspec.Announcement) error {
+func (r *recorder) Announce(_ context.Context, a *flowspec.Announcement) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.log = append(r.log, "announce "+a.Key())
 	return nil
 }
 
-func (r *recorder) Withdraw(_ context.Context, a flowspec.Announcement) error {
+func (r *recorder) Withdraw(_ context.Context, a *flowspec.Announcement) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.log = append(r.log, "withdraw "+a.Key())
@@ -40,111 +43,258 @@ func (r *recorder) Withdraw(_ context.Context, a flowspec.Announcement) error {
 func (r *recorder) calls() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]string(nil), r.log...)
+	return slices.Clone(r.log)
 }
 
-func testPolicy(dryRun bool) *policies.Policy {
-	return &policies.Policy{
-		BGP: policies.BGP{ASN: 65000, RouterID: netip.MustParseAddr("192.0.2.254"), DryRun: dryRun},
-		Hostgroups: []*policies.Hostgroup{{
-			Name:     "customers",
-			Prefixes: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")},
-			BanTime:  time.Minute,
-		}},
+const testPolicyHCL = `
+bgp {
+  asn       = 65000
+  router_id = "192.0.2.254"
+}
+mitigation { dry_run = %DRY% }
+hostgroup "customers" {
+  prefixes  = ["203.0.113.0/24", "2001:db8::/32"]
+  whitelist = ["203.0.113.53/32"]
+  max_rules = 3
+  response "ntp" {
+    when = attack.protocol == "udp" && attack.top_src_port.port == 123 && attack.top_src_port.share > 0.8
+    flowspec { action = "discard" }
+    duration = "1m"
+    escalate {
+      after = "3m"
+      rtbh {}
+    }
+  }
+  response "ignore-icmp" {
+    when = attack.protocol == "icmp"
+  }
+  response "blackhole" {
+    rtbh { communities = ["65000:9"] }
+    duration = "1m"
+    hold     = "30s"
+  }
+}
+`
+
+func testPolicy(t testing.TB, dryRun bool) *policies.Policy {
+	t.Helper()
+	src := strings.Replace(testPolicyHCL, "%DRY%", map[bool]string{true: "true", false: "false"}[dryRun], 1)
+	pol, err := policies.Parse([]string{"test.hcl"}, map[string][]byte{"test.hcl": []byte(src)})
+	if err != nil {
+		t.Fatal(err)
 	}
+	pol.Mitigation.StateFile = filepath.Join(t.TempDir(), "state.db")
+	return pol
 }
 
 func sig(id uint64, victim string) detect.Signature {
 	a := netip.MustParseAddr(victim)
-	return detect.Signature{ID: id, Victim: netip.PrefixFrom(a, a.BitLen()), Direction: detect.Incoming, Hostgroup: "customers", Reason: "pps 1 > 0"}
+	return detect.Signature{ID: id, Victim: netip.PrefixFrom(a, a.BitLen()), Direction: detect.Incoming, Hostgroup: "customers",
+		Reason: "pps 1 > 0", TCP: 1, Protocols: []detect.Share{{Value: 6, Share: 1}}, TCPSYN: 1}
 }
 
-func TestMitigatorLifecycle(t *testing.T) {
+func ntpSig(id uint64, victim string) detect.Signature {
+	s := sig(id, victim)
+	s.TCP, s.TCPSYN, s.UDP = 0, 0, 1
+	s.Protocols = []detect.Share{{Value: 17, Share: 1}}
+	s.SrcPorts = []detect.Share{{Value: 123, Share: 0.97}}
+	return s
+}
+
+type harness struct {
+	t      *testing.T
+	events chan detect.Event
+	rec    *recorder
+	m      *Mitigator
+	store  *Store
+}
+
+func newHarness(t *testing.T, pol *policies.Policy) *harness {
+	t.Helper()
+	store, err := OpenStore(pol.Mitigation.StateFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, events: make(chan detect.Event), rec: &recorder{}, store: store}
+	h.m = NewMitigator(MitigatorConfig{}, pol, h.events, h.rec, store, hclog.NewNullLogger())
+	if err := h.m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func (h *harness) stop() {
+	if err := h.m.Stop(); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.store.Close(); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *harness) send(kind detect.EventKind, s detect.Signature) {
+	h.events <- detect.Event{Kind: kind, Signature: s}
+	synctest.Wait()
+}
+
+func (h *harness) wantCalls(want ...string) {
+	h.t.Helper()
+	if got := h.rec.calls(); !slices.Equal(got, want) {
+		h.t.Fatalf("calls\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestResponsesChooseAnnouncements(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		events := make(chan detect.Event)
-		rec := &recorder{}
-		m := NewMitigator(MitigatorConfig{}, testPolicy(false), events, rec, hclog.NewNullLogger())
-		ctx := context.Background()
-		if err := m.Start(ctx); err != nil {
-			t.Fatal(err)
+		h := newHarness(t, testPolicy(t, false))
+		defer h.stop()
+		h.send(detect.AttackStarted, ntpSig(1, "203.0.113.10"))
+		h.send(detect.AttackStarted, sig(2, "203.0.113.11")) // SYN flood: falls through to blackhole
+		icmp := sig(3, "203.0.113.12")
+		icmp.TCP, icmp.ICMP = 0, 1
+		h.send(detect.AttackStarted, icmp) // matched, mitigates nothing
+		h.send(detect.AttackStarted, sig(4, "203.0.113.53")) // whitelisted: refused
+		h.wantCalls(
+			"announce flowspec:dst 203.0.113.10/32 proto 17 sport 123",
+			"announce rtbh:203.0.113.11/32")
+		if r := h.m.Stats().Refused[flowspec.ReasonWhitelisted]; r != 1 {
+			t.Errorf("whitelist refusals %d", r)
 		}
-		defer m.Stop()
+		act, _ := h.m.Active(context.Background())
+		if len(act) != 2 || act[1].Announcement.Communities[2] != 0xfde80009 || act[0].Response != "ntp" {
+			t.Errorf("active %+v", act)
+		}
+	})
+}
 
-		events <- detect.Event{Kind: detect.AttackStarted, Signature: sig(1, "203.0.113.10")}
-		events <- detect.Event{Kind: detect.AttackStarted, Signature: sig(2, "198.51.100.1")} // outside: refused
+func TestExpiryExtendHoldAndEscalation(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, testPolicy(t, false))
+		defer h.stop()
+		h.send(detect.AttackStarted, ntpSig(1, "203.0.113.10"))
+		h.send(detect.AttackStarted, sig(2, "203.0.113.11"))
+		// Both attacks go on past the 1m duration: extended, not
+		// withdrawn. At 3m the NTP attack escalates to a blackhole.
+		time.Sleep(3*time.Minute + time.Second)
 		synctest.Wait()
-		if got := rec.calls(); len(got) != 1 || got[0] != "announce rtbh:203.0.113.10/32" {
-			t.Fatalf("calls %v", got)
+		h.wantCalls(
+			"announce flowspec:dst 203.0.113.10/32 proto 17 sport 123",
+			"announce rtbh:203.0.113.11/32",
+			"announce rtbh:203.0.113.10/32")
+		// The SYN attack ends: its blackhole is held 30s after the end,
+		// or to its expiry if later.
+		h.send(detect.AttackEnded, sig(2, "203.0.113.11"))
+		act, _ := h.m.Active(context.Background())
+		var syn Mitigation
+		for _, a := range act {
+			if a.Key == "rtbh:203.0.113.11/32" {
+				syn = a
+			}
 		}
-		if m.Refused() != 1 {
-			t.Errorf("refused %d, want 1", m.Refused())
+		if syn.AttackEnded.IsZero() || syn.Expires.Before(syn.AttackEnded.Add(30*time.Second)) {
+			t.Fatalf("after end: %+v", syn)
 		}
-		act, err := m.Active(ctx)
-		if err != nil || len(act) != 1 || act[0].Expires.Sub(act[0].Started) != time.Minute {
-			t.Fatalf("active %+v, %v", act, err)
-		}
-
-		// The attack is still on at expiry: extended, not withdrawn.
-		time.Sleep(time.Minute + time.Second)
-		synctest.Wait()
-		if got := rec.calls(); len(got) != 1 {
-			t.Fatalf("calls after first expiry %v", got)
-		}
-		events <- detect.Event{Kind: detect.AttackEnded, Signature: sig(1, "203.0.113.10")}
 		time.Sleep(time.Minute)
 		synctest.Wait()
-		if got := rec.calls(); len(got) != 2 || got[1] != "withdraw rtbh:203.0.113.10/32" {
-			t.Fatalf("calls after end %v", got)
-		}
-		if act, _ := m.Active(ctx); len(act) != 0 {
-			t.Errorf("active after withdrawal %+v", act)
-		}
-	})
-}
-
-func TestMitigatorDryRun(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		events := make(chan detect.Event)
-		rec := &recorder{}
-		m := NewMitigator(MitigatorConfig{}, testPolicy(true), events, rec, hclog.NewNullLogger())
-		if err := m.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		defer m.Stop()
-		events <- detect.Event{Kind: detect.AttackStarted, Signature: sig(1, "203.0.113.10")}
-		events <- detect.Event{Kind: detect.AttackEnded, Signature: sig(1, "203.0.113.10")}
-		synctest.Wait()
-		act, _ := m.Active(context.Background())
-		if len(act) != 1 || !act[0].DryRun {
-			t.Fatalf("active %+v", act)
-		}
+		h.wantCalls(
+			"announce flowspec:dst 203.0.113.10/32 proto 17 sport 123",
+			"announce rtbh:203.0.113.11/32",
+			"announce rtbh:203.0.113.10/32",
+			"withdraw rtbh:203.0.113.11/32")
+		h.send(detect.AttackEnded, ntpSig(1, "203.0.113.10"))
 		time.Sleep(2 * time.Minute)
 		synctest.Wait()
-		if got := rec.calls(); len(got) != 0 {
-			t.Errorf("dry run sent %v", got)
+		if act, _ := h.m.Active(context.Background()); len(act) != 0 {
+			t.Errorf("still active: %+v", act)
 		}
-		if act, _ := m.Active(context.Background()); len(act) != 0 {
-			t.Errorf("dry-run mitigation did not expire: %+v", act)
+		if got := h.rec.calls(); len(got) != 6 {
+			t.Errorf("calls %v", got)
 		}
 	})
 }
 
-func TestMitigatorCap(t *testing.T) {
+func TestRefineReplacesRule(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		events := make(chan detect.Event)
-		rec := &recorder{}
-		m := NewMitigator(MitigatorConfig{MaxActive: 2}, testPolicy(false), events, rec, hclog.NewNullLogger())
-		if err := m.Start(context.Background()); err != nil {
+		h := newHarness(t, testPolicy(t, false))
+		defer h.stop()
+		h.send(detect.AttackStarted, ntpSig(1, "203.0.113.10"))
+		upd := ntpSig(1, "203.0.113.10")
+		upd.SrcPorts = []detect.Share{{Value: 123, Share: 0.5}, {Value: 53, Share: 0.45}}
+		h.send(detect.AttackUpdated, upd)
+		h.wantCalls(
+			"announce flowspec:dst 203.0.113.10/32 proto 17 sport 123",
+			"announce flowspec:dst 203.0.113.10/32 proto 17 sport 53,123",
+			"withdraw flowspec:dst 203.0.113.10/32 proto 17 sport 123")
+		if act, _ := h.m.Active(context.Background()); len(act) != 1 {
+			t.Errorf("active %+v, want only the refined rule", act)
+		}
+	})
+}
+
+func TestCapsAndDryRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, testPolicy(t, true))
+		defer h.stop()
+		for i := range 5 {
+			h.send(detect.AttackStarted, sig(uint64(i+1), netip.AddrFrom4([4]byte{203, 0, 113, byte(20 + i)}).String()))
+		}
+		h.wantCalls() // dry run sends nothing
+		act, _ := h.m.Active(context.Background())
+		if len(act) != 3 || !act[0].DryRun || h.m.Stats().Refused["hostgroup_cap"] != 2 {
+			t.Errorf("active %d, refused %v", len(act), h.m.Stats().Refused)
+		}
+	})
+}
+
+// TestRestartRestores: mitigations survive a restart through the store;
+// those that expired meanwhile are dropped, the others re-announced and
+// withdrawn at their original expiry.
+func TestRestartRestores(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pol := testPolicy(t, false)
+		h := newHarness(t, pol)
+		h.send(detect.AttackStarted, sig(1, "203.0.113.10"))
+		time.Sleep(50 * time.Second)
+		h.send(detect.AttackStarted, sig(2, "203.0.113.11"))
+		h.stop() // no withdraw_on_shutdown: kept in the store
+		h.wantCalls("announce rtbh:203.0.113.10/32", "announce rtbh:203.0.113.11/32")
+
+		time.Sleep(20 * time.Second) // the first expired while stopped
+		h2 := newHarness(t, pol)
+		defer h2.stop()
+		h2.wantCalls("announce rtbh:203.0.113.11/32")
+		act, _ := h2.m.Active(context.Background())
+		if len(act) != 1 || act[0].Expires.Sub(act[0].Started) != time.Minute {
+			t.Fatalf("restored %+v", act)
+		}
+		time.Sleep(45 * time.Second)
+		synctest.Wait()
+		h2.wantCalls("announce rtbh:203.0.113.11/32", "withdraw rtbh:203.0.113.11/32")
+	})
+}
+
+func TestBanUnban(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pol := testPolicy(t, false)
+		h := newHarness(t, pol)
+		defer h.stop()
+		ctx := context.Background()
+		a := flowspec.NewRTBH(netip.MustParsePrefix("203.0.113.99/32"), pol.BGP, nil)
+		mt, err := h.m.Ban(ctx, Ban{Announcement: a, Duration: time.Hour, Reason: "operator"})
+		if err != nil || !mt.Manual || mt.Hostgroup != "customers" {
+			t.Fatalf("Ban = %+v, %v", mt, err)
+		}
+		bad := flowspec.NewRTBH(netip.MustParsePrefix("0.0.0.0/0"), pol.BGP, nil)
+		if _, err := h.m.Ban(ctx, Ban{Announcement: bad, Duration: time.Hour}); err == nil {
+			t.Fatal("banned 0.0.0.0/0")
+		}
+		if err := h.m.Unban(ctx, "rtbh:203.0.113.99/32"); err != nil {
 			t.Fatal(err)
 		}
-		defer m.Stop()
-		for i, v := range []string{"203.0.113.1", "203.0.113.2", "203.0.113.3"} {
-			events <- detect.Event{Kind: detect.AttackStarted, Signature: sig(uint64(i+1), v)}
+		if err := h.m.Unban(ctx, "rtbh:203.0.113.99/32"); err == nil {
+			t.Fatal("second unban succeeded")
 		}
-		synctest.Wait()
-		if got := rec.calls(); len(got) != 2 || m.Refused() != 1 {
-			t.Errorf("calls %v refused %d; want 2 announced, 1 refused", got, m.Refused())
-		}
+		h.wantCalls("announce rtbh:203.0.113.99/32", "withdraw rtbh:203.0.113.99/32")
 	})
 }
 
@@ -152,29 +302,40 @@ func TestMitigatorCap(t *testing.T) {
 // checks what lands in its RIB. It is the only test that creates a
 // speaker: GoBGP's serve loop lives as long as the process.
 func TestSpeaker(t *testing.T) {
-	pol := testPolicy(false)
+	pol := testPolicy(t, false)
 	pol.BGP.NextHopIPv4 = netip.MustParseAddr("192.0.2.1")
 	s := NewSpeaker(pol.BGP, hclog.NewNullLogger())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	a := flowspec.NewRTBH(netip.MustParseAddr("203.0.113.10"), pol.BGP)
+	rtbh := flowspec.NewRTBH(netip.MustParsePrefix("203.0.113.10/32"), pol.BGP, nil)
+	fs, err := flowspec.NewFlowSpec(flowspec.Rule{Dst: netip.MustParsePrefix("2001:db8::10/128"), Protocols: []uint8{17}},
+		&policies.FlowSpecAction{Action: "rate-limit", RateBPS: 8000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v4 := &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
+	v6fs := &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_FLOW_SPEC_UNICAST}
 	for round := range 2 {
 		if err := s.Start(ctx); err != nil {
 			t.Fatalf("round %d: Start: %v", round, err)
 		}
-		if err := s.Announce(ctx, a); err != nil {
-			t.Fatal(err)
+		for _, a := range []*flowspec.Announcement{&rtbh, &fs, &rtbh} { // the repeat replaces, never duplicates
+			if err := s.Announce(ctx, a); err != nil {
+				t.Fatal(err)
+			}
 		}
-		if err := s.Announce(ctx, a); err != nil { // replaces, never duplicates
-			t.Fatal(err)
-		}
-		if got := ribPrefixes(t, s); len(got) != 1 || got[0] != "203.0.113.10/32" {
+		if got := ribPrefixes(t, s, v4); len(got) != 1 || got[0] != "203.0.113.10/32" {
 			t.Errorf("round %d: RIB %v", round, got)
 		}
-		if err := s.Withdraw(ctx, a); err != nil {
-			t.Fatal(err)
+		if got := ribPrefixes(t, s, v6fs); len(got) != 1 || !strings.Contains(got[0], "2001:db8::10/128") {
+			t.Errorf("round %d: flowspec RIB %v", round, got)
 		}
-		if got := ribPrefixes(t, s); len(got) != 0 {
+		for _, a := range []*flowspec.Announcement{&rtbh, &fs} {
+			if err := s.Withdraw(ctx, a); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := append(ribPrefixes(t, s, v4), ribPrefixes(t, s, v6fs)...); len(got) != 0 {
 			t.Errorf("round %d: RIB after withdraw %v", round, got)
 		}
 		if err := s.Stop(); err != nil {
@@ -183,13 +344,11 @@ func TestSpeaker(t *testing.T) {
 	}
 }
 
-func ribPrefixes(t *testing.T, s *Speaker) []string {
+func ribPrefixes(t *testing.T, s *Speaker, fam *api.Family) []string {
 	t.Helper()
 	var out []string
-	err := s.srv.ListPath(context.Background(), &api.ListPathRequest{
-		TableType: api.TableType_GLOBAL,
-		Family:    &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST},
-	}, func(d *api.Destination) { out = append(out, d.Prefix) })
+	err := s.srv.ListPath(context.Background(), &api.ListPathRequest{TableType: api.TableType_GLOBAL, Family: fam},
+		func(d *api.Destination) { out = append(out, d.Prefix) })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,8 @@ type component interface {
 // mitigation loop and BGP speaker.
 type Daemon struct {
 	log       hclog.Logger
+	pol       *policies.Policy
+	store     *Store
 	Speaker   *Speaker
 	Mitigator *Mitigator
 	Engine    *detect.Engine
@@ -33,14 +35,13 @@ type Daemon struct {
 
 // NewDaemon builds every component from pol. It opens nothing.
 func NewDaemon(pol *policies.Policy, logger hclog.Logger) (*Daemon, error) {
-	d := &Daemon{log: logger}
+	d := &Daemon{log: logger, pol: pol}
 	eng, err := detect.New(detect.Config{Tick: pol.Detection.Tick}, pol, logger)
 	if err != nil {
 		return nil, fmt.Errorf("detection: %w", err)
 	}
 	d.Engine = eng
 	d.Speaker = NewSpeaker(pol.BGP, logger)
-	d.Mitigator = NewMitigator(MitigatorConfig{}, pol, eng.Events(), d.Speaker, logger)
 	var fc flow.Config
 	for _, l := range pol.Listeners {
 		fc.Listeners = append(fc.Listeners, flow.ListenerConfig{
@@ -61,11 +62,18 @@ func NewDaemon(pol *policies.Policy, logger hclog.Logger) (*Daemon, error) {
 	return d, nil
 }
 
-// Start starts the components in dependency order (speaker, mitigation,
-// detection, sources) and unwinds those already started if one fails.
+// Start opens the state file and starts the components in dependency
+// order (speaker, mitigation, detection, sources), unwinding those already
+// started if one fails.
 func (d *Daemon) Start(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	store, err := OpenStore(d.pol.Mitigation.StateFile)
+	if err != nil {
+		return err
+	}
+	d.store = store
+	d.Mitigator = NewMitigator(MitigatorConfig{}, d.pol, d.Engine.Events(), d.Speaker, store, d.log)
 	for _, c := range []component{d.Speaker, d.Mitigator, d.Engine, d.Collector} {
 		if err := c.Start(ctx); err != nil {
 			d.stopLocked()
@@ -93,5 +101,11 @@ func (d *Daemon) stopLocked() error {
 		}
 	}
 	d.started = nil
+	if d.store != nil {
+		if err := d.store.Close(); err != nil && first == nil {
+			first = err
+		}
+		d.store = nil
+	}
 	return first
 }

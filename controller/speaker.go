@@ -16,15 +16,6 @@ import (
 	"github.com/floodgate-ddos/floodgate/policies"
 )
 
-// Announcer sends announcements to routers. The controller's event loop is
-// its only caller.
-type Announcer interface {
-	// Announce sends a, replacing any route with the same key.
-	Announce(ctx context.Context, a flowspec.Announcement) error
-	// Withdraw removes exactly the route with a's key.
-	Withdraw(ctx context.Context, a flowspec.Announcement) error
-}
-
 // Speaker is the embedded GoBGP server. There is one per process: GoBGP's
 // serve loop never returns, so the server is created once and started and
 // stopped with StartBgp/StopBgp.
@@ -214,6 +205,10 @@ func familyOf(name string) *api.Family {
 	switch name {
 	case "ipv6-unicast":
 		return &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}
+	case "ipv4-flowspec":
+		return &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_FLOW_SPEC_UNICAST}
+	case "ipv6-flowspec":
+		return &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_FLOW_SPEC_UNICAST}
 	default:
 		return &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
 	}
@@ -221,7 +216,7 @@ func familyOf(name string) *api.Family {
 
 // Announce adds a to the global RIB, which sends it to every neighbour
 // that negotiated its family.
-func (s *Speaker) Announce(ctx context.Context, a flowspec.Announcement) error {
+func (s *Speaker) Announce(ctx context.Context, a *flowspec.Announcement) error {
 	p, err := a.Path()
 	if err != nil {
 		return err
@@ -234,7 +229,7 @@ func (s *Speaker) Announce(ctx context.Context, a flowspec.Announcement) error {
 
 // Withdraw removes a from the global RIB. It always names the path: an
 // empty DeletePathRequest would withdraw everything.
-func (s *Speaker) Withdraw(ctx context.Context, a flowspec.Announcement) error {
+func (s *Speaker) Withdraw(ctx context.Context, a *flowspec.Announcement) error {
 	p, err := a.Path()
 	if err != nil {
 		return err

@@ -1,8 +1,9 @@
 // Package detect owns attack detection: the table of monitored networks,
-// per-host counters by direction and protocol, EWMA-smoothed rates, the
-// threshold checks with hysteresis that start and end attacks, and the
-// Signature that describes each attack. It does no I/O and knows nothing of
-// BGP: records come in through Ingest, events go out on a channel.
+// per-host and per-hostgroup counters by direction and protocol,
+// EWMA-smoothed rates and slow baselines, the threshold checks with
+// hysteresis that start and end attacks, and the Signature that describes
+// each attack. It does no I/O and knows nothing of BGP: records come in
+// through Ingest, events go out on a channel.
 package detect
 
 import (
@@ -10,7 +11,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/floodgate-ddos/floodgate/policies"
+	"github.com/floodgate-ddos/floodgate/sources"
 )
 
 // Direction is the side of a monitored host the traffic is on.
@@ -62,46 +63,95 @@ type Event struct {
 
 // Signature describes an attack: who is hit, how hard, and what the traffic
 // looks like, as shares of the victim's traffic in the attack direction.
+// Shares are of packets, from 0 to 1, over the last second or so.
 type Signature struct {
 	// ID identifies the attack for its whole life.
 	ID uint64
-	// Victim is the attacked host, as a /32 or /128.
+	// Victim is the attacked host as a /32 or /128, or for an attack on a
+	// hostgroup's total the monitored prefix that received the most.
 	Victim netip.Prefix
+	// Group is true for an attack seen on a hostgroup's total rather
+	// than on one host (carpet bombing).
+	Group bool
 	// Direction is the direction of the attack traffic.
 	Direction Direction
 	// Hostgroup is the name of the hostgroup the victim is in.
 	Hostgroup string
 	// Started is when the attack was detected.
 	Started time.Time
-	// PPS and BPS are the smoothed rates when the event was made.
-	PPS, BPS float64
+	// PPS, BPS and Flows are the smoothed rates when the event was made;
+	// Flows counts distinct flows per second.
+	PPS, BPS, Flows float64
 	// PeakPPS and PeakBPS are the highest smoothed rates seen so far.
 	PeakPPS, PeakBPS float64
-	// Reason names the threshold that was crossed, such as
-	// "pps 52000 > 20000".
-	Reason string
-	// Protocol shares of packets in the last tick, from 0 to 1.
+	// Metric names the limit that was crossed ("pps", "udp_bps",
+	// "tcp_syn_pps", "flows", "relative_pps", "group_bps", ...) and
+	// Reason says it with the figures.
+	Metric, Reason string
+	// Shares of packets by class. Other is what is not TCP, UDP or ICMP.
 	TCP, TCPSYN, UDP, ICMP, Fragment, Other float64
+	// Protocols are the top IP protocol numbers with their shares.
+	Protocols []Share
+	// SrcPorts and DstPorts are the top transport ports (TCP and UDP)
+	// with their shares of all packets.
+	SrcPorts, DstPorts []Share
+	// TCPFlags are the top TCP flag combinations with their shares of
+	// TCP packets.
+	TCPFlags []Share
+	// Lengths is the packet length histogram: Lengths[i] is the share of
+	// packets whose length is at most LengthBounds[i] (and above the
+	// previous bound); the last bucket holds the rest.
+	Lengths [len(LengthBounds) + 1]float64
+	// AvgLength is the average packet length in bytes.
+	AvgLength float64
+	// SrcPrefixes are the top source networks (/24 for IPv4, /64 for
+	// IPv6) with their shares.
+	SrcPrefixes []PrefixShare
+	// Samples are a few records of the attack traffic.
+	Samples []sources.Record
+}
+
+// LengthBounds are the upper bounds of the packet length histogram.
+var LengthBounds = [...]int{64, 128, 256, 512, 1024, 1500}
+
+// Share is a value (a port, a protocol number, a flags byte) and the share
+// of packets that carry it.
+type Share struct {
+	Value int
+	Share float64
+}
+
+// PrefixShare is a source network and its share of packets.
+type PrefixShare struct {
+	Prefix netip.Prefix
+	Share  float64
+}
+
+// Dominant returns the name of the protocol class with the largest share:
+// "tcp", "udp", "icmp" or "other".
+func (s *Signature) Dominant() string {
+	best, name := s.Other, "other"
+	for _, c := range []struct {
+		v float64
+		n string
+	}{{s.TCP, "tcp"}, {s.UDP, "udp"}, {s.ICMP, "icmp"}} {
+		if c.v > best {
+			best, name = c.v, c.n
+		}
+	}
+	return name
+}
+
+// Top returns the first share of list, or a zero Share.
+func Top(list []Share) Share {
+	if len(list) == 0 {
+		return Share{}
+	}
+	return list[0]
 }
 
 // Host identifies one tracked host and direction.
 type Host struct {
 	Addr      netip.Addr
 	Direction Direction
-}
-
-// hostgroup is the compiled form of a policies.Hostgroup used on the hot
-// path.
-type hostgroup struct {
-	name     string
-	incoming policies.Threshold
-	outgoing policies.Threshold
-	tau      time.Duration
-}
-
-func (g *hostgroup) threshold(d Direction) policies.Threshold {
-	if d == Outgoing {
-		return g.outgoing
-	}
-	return g.incoming
 }

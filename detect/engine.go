@@ -2,10 +2,12 @@ package detect
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"math"
+	"math/bits"
+	"math/rand/v2"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -20,39 +22,304 @@ import (
 
 // Config holds engine settings that are not per hostgroup.
 type Config struct {
-	// Tick is how often counters become rates.
+	// Tick is how often counters become rates. Zero means the policy's.
 	Tick time.Duration
 	// MaxHosts caps the hosts tracked at once; records for new hosts
 	// past it are counted and dropped. Zero means DefaultMaxHosts.
 	MaxHosts int
-	// EndRatio is the share of the threshold a rate must stay under for
+	// MaxSketches caps the hosts whose traffic shape is being described
+	// (suspect or attacked hosts). Zero means DefaultMaxSketches.
+	MaxSketches int
+	// EndRatio is the share of its limit every rate must stay under for
 	// EndHold before an attack ends. Zero means DefaultEndRatio.
 	EndRatio float64
-	// EndHold is how long the rate must stay under the lower mark.
+	// EndHold is how long the rates must stay under the lower mark.
 	// Zero means DefaultEndHold.
 	EndHold time.Duration
-	// IdleTicks is how many quiet ticks a host without an attack is
-	// kept. Zero means DefaultIdleTicks.
-	IdleTicks int
+	// IdleTime is how long a host without traffic or attack is kept.
+	// Zero means DefaultIdleTime.
+	IdleTime time.Duration
+	// UpdateEvery bounds how often AttackUpdated is sent for one attack.
+	// Zero means DefaultUpdateEvery.
+	UpdateEvery time.Duration
 }
 
 // Defaults for Config.
 const (
-	DefaultMaxHosts  = 1 << 20
-	DefaultEndRatio  = 0.8
-	DefaultEndHold   = 5 * time.Second
-	DefaultIdleTicks = 30
-	numShards        = 64
+	DefaultMaxHosts    = 4 << 20
+	DefaultMaxSketches = 4096
+	DefaultEndRatio    = 0.8
+	DefaultEndHold     = 5 * time.Second
+	DefaultIdleTime    = 30 * time.Second
+	DefaultUpdateEvery = 5 * time.Second
+	suspectRatio       = 0.5  // a sketch starts at half a limit
+	calmRatio          = 0.25 // and is dropped under a quarter
+	numShards          = 64
+	flowSetSize        = 1 << 12 // distinct-flow fingerprints per shard per tick
+	maxSpread          = 10 * time.Minute
 )
+
+// Traffic classes counted per host.
+type class uint8
+
+const (
+	clsTotal class = iota
+	clsTCP
+	clsSYN
+	clsUDP
+	clsICMP
+	clsFrag
+	numClasses
+)
+
+var classPrefix = [numClasses]string{"", "tcp_", "tcp_syn_", "udp_", "icmp_", "fragment_"}
+
+type unit uint8
+
+const (
+	unitPPS unit = iota
+	unitBPS
+	unitFlows
+)
+
+var unitName = [...]string{"pps", "bps", "flows"}
+
+// limit is one compiled threshold.
+type limit struct {
+	class class
+	unit  unit
+	value float64
+	name  string
+}
+
+type dirLimits struct {
+	host     []limit
+	relative policies.Relative
+	group    []limit
+}
+
+func (d *dirLimits) enabled() bool {
+	return len(d.host) > 0 || d.relative.Factor > 0
+}
+
+// hostgroup is the compiled form of a policies.Hostgroup.
+type hostgroup struct {
+	name     string
+	idx      int
+	dir      [2]dirLimits
+	tau      time.Duration
+	baseline time.Duration
+	// Written by the tick before hosts are updated.
+	alpha, beta float32
+	prefixes    []*prefixEntry
+}
+
+type prefixEntry struct {
+	group  *hostgroup
+	prefix netip.Prefix
+	idx    int
+	gen    uint64
+}
+
+func compileLimits(l policies.Limits, cls class, prefix string) []limit {
+	var out []limit
+	for u, v := range [...]uint64{l.PPS, l.BPS, l.Flows} {
+		if v > 0 && !(unit(u) == unitFlows && cls != clsTotal) {
+			out = append(out, limit{class: cls, unit: unit(u), value: float64(v), name: prefix + classPrefix[cls] + unitName[u]})
+		}
+	}
+	return out
+}
+
+func compileDir(t policies.Threshold) dirLimits {
+	var d dirLimits
+	for _, c := range []struct {
+		l   policies.Limits
+		cls class
+	}{{t.Total, clsTotal}, {t.TCP, clsTCP}, {t.TCPSYN, clsSYN}, {t.UDP, clsUDP}, {t.ICMP, clsICMP}, {t.Fragment, clsFrag}} {
+		d.host = append(d.host, compileLimits(c.l, c.cls, "")...)
+	}
+	d.relative = t.Relative
+	d.group = compileLimits(t.Group, clsTotal, "group_")
+	return d
+}
+
+// counters are one tick's counts. Class counts saturate rather than wrap.
+type counters struct {
+	pkts   uint32
+	flows  uint32
+	bytes  uint64
+	cpkts  [numClasses - 1]uint32 // by class, clsTotal excluded
+	cbytes [numClasses - 1]uint32
+}
+
+func sat32(a uint32, b uint64) uint32 {
+	if s := uint64(a) + b; s < math.MaxUint32 {
+		return uint32(s)
+	}
+	return math.MaxUint32
+}
+
+func (c *counters) add(mask uint8, pkts, bytes uint64) {
+	c.pkts = sat32(c.pkts, pkts)
+	c.bytes += bytes
+	for k := clsTCP; k < numClasses; k++ {
+		if mask&(1<<k) != 0 {
+			c.cpkts[k-1] = sat32(c.cpkts[k-1], pkts)
+			c.cbytes[k-1] = sat32(c.cbytes[k-1], bytes)
+		}
+	}
+}
+
+func (c *counters) addCounters(o *counters) {
+	c.pkts = sat32(c.pkts, uint64(o.pkts))
+	c.bytes += o.bytes
+	for k := range o.cpkts {
+		c.cpkts[k] = sat32(c.cpkts[k], uint64(o.cpkts[k]))
+		c.cbytes[k] = sat32(c.cbytes[k], uint64(o.cbytes[k]))
+	}
+	c.flows = sat32(c.flows, uint64(o.flows))
+}
+
+func (c *counters) class(k class) (pkts, bytes float64) {
+	if k == clsTotal {
+		return float64(c.pkts), float64(c.bytes)
+	}
+	return float64(c.cpkts[k-1]), float64(c.cbytes[k-1])
+}
+
+// classMask returns the classes r belongs to, as bits by class.
+func classMask(r *sources.Record) uint8 {
+	var m uint8
+	switch r.Proto {
+	case 6:
+		m |= 1 << clsTCP
+		if r.TCPFlags&0x12 == 0x02 { // SYN without ACK
+			m |= 1 << clsSYN
+		}
+	case 17:
+		m |= 1 << clsUDP
+	case 1, 58:
+		m |= 1 << clsICMP
+	}
+	if r.Fragment {
+		m |= 1 << clsFrag
+	}
+	return m
+}
+
+// rates are smoothed rates per class.
+type rates struct {
+	pps, bps [numClasses]float32
+	flows    float32
+}
+
+func (r *rates) update(c *counters, secs float64, alpha float32) {
+	for k := clsTotal; k < numClasses; k++ {
+		p, b := c.class(k)
+		r.pps[k] += alpha * (float32(p/secs) - r.pps[k])
+		r.bps[k] += alpha * (float32(b*8/secs) - r.bps[k])
+		if r.pps[k] < 0.01 {
+			r.pps[k], r.bps[k] = 0, 0 // settle instead of decaying for ever
+		}
+	}
+	r.flows += alpha * (float32(float64(c.flows)/secs) - r.flows)
+	if r.flows < 0.01 {
+		r.flows = 0
+	}
+}
+
+func (r *rates) value(l *limit) float64 {
+	switch l.unit {
+	case unitBPS:
+		return float64(r.bps[l.class])
+	case unitFlows:
+		return float64(r.flows)
+	}
+	return float64(r.pps[l.class])
+}
+
+// spreadSlot carries the counts of flow records longer than a tick into
+// the ticks that follow, at the record's own rate, until end.
+type spreadSlot struct {
+	pkts, bytes float32 // per tick
+	end         uint32  // tick number; 0 when free
+	mask        uint8
+}
+
+// host holds one host's counters in one direction: 192 bytes in a slab
+// chunk, plus about 35 in the index.
+type host struct {
+	key     addrKey      // the table's index key
+	entry   *prefixEntry // nil for a free slot
+	x       *extra       // only for suspect or attacked hosts
+	cur     counters
+	r       rates
+	basePPS float32
+	baseBPS float32
+	spread  [2]spreadSlot
+	quiet   uint16 // ticks without traffic (saturating)
+}
+
+func (h *host) atk() *attack {
+	if h.x == nil {
+		return nil
+	}
+	return h.x.attack
+}
+
+func (h *host) sk() *sketch {
+	if h.x == nil {
+		return nil
+	}
+	return h.x.sketch
+}
+
+func (h *host) setAttack(a *attack) {
+	if h.x == nil {
+		h.x = &extra{}
+	}
+	h.x.attack = a
+	if a == nil && h.x.sketch == nil {
+		h.x = nil
+	}
+}
+
+func (h *host) setSketch(s *sketch) {
+	if h.x == nil {
+		h.x = &extra{}
+	}
+	h.x.sketch = s
+	if s == nil && h.x.attack == nil {
+		h.x = nil
+	}
+}
+
+// extra is the state only suspect or attacked hosts have.
+type extra struct {
+	attack *attack
+	sketch *sketch
+}
+
+type attack struct {
+	sig        Signature
+	belowSince time.Time
+	lastUpdate time.Time
+	reported   Signature // as last sent, to tell material changes
+}
 
 // Stats are the engine's counters.
 type Stats struct {
-	Records   uint64 // records ingested
-	Monitored uint64 // records that matched a monitored network
-	Hosts     int    // hosts tracked now
-	Refused   uint64 // records dropped because MaxHosts was reached
-	Evicted   uint64 // idle hosts evicted
-	Attacks   int    // attacks active now
+	Records      uint64        // records ingested
+	Monitored    uint64        // host-directions counted (a record can count twice)
+	Hosts        int           // host-directions tracked now
+	Refused      uint64        // counts dropped because MaxHosts was reached
+	Evicted      uint64        // idle hosts evicted
+	Attacks      int           // attacks active now (host and group)
+	Sketches     int           // hosts whose traffic shape is tracked
+	LastTick     time.Duration // how long the last tick took
+	FlowSetFull  uint64        // records counted as new flows because a flow set was full
+	SpreadMerged uint64        // long records counted in one tick for lack of a spread slot
 }
 
 // Engine counts traffic per monitored host and reports attacks.
@@ -60,54 +327,177 @@ type Engine struct {
 	cfg    Config
 	log    hclog.Logger
 	events chan Event
-	seed   maphash.Seed
+	hseed  uint64 // keys the shard and flow hashes
 
 	state  atomic.Pointer[tableState]
 	shards [numShards]shard
+	tickNo atomic.Uint32
 
-	hosts                                  atomic.Int64
-	records, monitored, refused, evictions atomic.Uint64
-	attacks                                atomic.Int64
-	nextID                                 atomic.Uint64
+	hosts, sketches, attacks                 atomic.Int64
+	records, monitored, refused, evictions   atomic.Uint64
+	flowSetFull, spreadMerged, lastTickNanos atomic.Uint64
+	nextID                                   atomic.Uint64
 
-	last time.Time // previous tick; owned by whoever calls tick (one goroutine)
+	// Owned by the tick.
+	last   time.Time
+	groups map[groupKey]*groupState
 
 	mu      sync.Mutex // guards the tick loop's lifecycle
 	cancel  context.CancelFunc
 	stopped chan struct{}
 }
 
+type groupKey struct {
+	name string
+	dir  Direction
+}
+
+type groupState struct {
+	r      rates
+	attack *attack
+	quiet  uint32
+}
+
 // tableState is the read-mostly part published atomically: the monitored
 // network table and the compiled hostgroups it points into.
 type tableState struct {
-	table  *bart.Table[*hostgroup]
-	groups []*hostgroup
+	gen      uint64
+	table    *bart.Table[*prefixEntry]
+	groups   []*hostgroup
+	prefixes []*prefixEntry
+}
+
+// addrKey is an address as two words: the index key of a host table.
+type addrKey [2]uint64
+
+func keyOf(a netip.Addr) addrKey {
+	b := a.As16()
+	return addrKey{binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])}
+}
+
+func (k addrKey) addr() netip.Addr {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], k[0])
+	binary.BigEndian.PutUint64(b[8:], k[1])
+	return netip.AddrFrom16(b).Unmap()
+}
+
+// chunkSize is the number of hosts per slab chunk.
+const chunkSize = 64
+
+// hostTable holds the hosts of one shard and direction in fixed-size
+// chunks, so that the tick walks memory in order and a host costs no
+// allocation of its own, with an open-addressing index (linear probing,
+// backward-shift deletion, load at most 3/4) from address to slot: about
+// 30 bytes per host where a Go map takes about 58.
+type hostTable struct {
+	seed   uint64
+	keys   []addrKey
+	slots  []uint32 // host index + 1; 0 is empty
+	count  int
+	chunks [][]host
+	next   uint32   // host indexes below next have been handed out
+	free   []uint32 // released host indexes, reused first
+}
+
+func (t *hostTable) at(i uint32) *host { return &t.chunks[i/chunkSize][i%chunkSize] }
+
+func (t *hostTable) home(k addrKey) int { return int(mix(k[0]^t.seed, k[1]) & uint64(len(t.slots)-1)) }
+
+// find returns the index position of k and whether it is there.
+func (t *hostTable) find(k addrKey) (int, bool) {
+	if len(t.slots) == 0 {
+		return 0, false
+	}
+	mask := len(t.slots) - 1
+	for i := t.home(k); ; i = (i + 1) & mask {
+		if t.slots[i] == 0 {
+			return i, false
+		}
+		if t.keys[i] == k {
+			return i, true
+		}
+	}
+}
+
+func (t *hostTable) get(k addrKey) *host {
+	i, ok := t.find(k)
+	if !ok {
+		return nil
+	}
+	return t.at(t.slots[i] - 1)
+}
+
+func (t *hostTable) grow() {
+	n := max(64, 2*len(t.slots))
+	keys, slots := t.keys, t.slots
+	t.keys, t.slots = make([]addrKey, n), make([]uint32, n)
+	for i, s := range slots {
+		if s != 0 {
+			j, _ := t.find(keys[i])
+			t.keys[j], t.slots[j] = keys[i], s
+		}
+	}
+}
+
+func (t *hostTable) insert(k addrKey, pe *prefixEntry) *host {
+	if (t.count+1)*4 > len(t.slots)*3 {
+		t.grow()
+	}
+	var hi uint32
+	if n := len(t.free); n > 0 {
+		hi, t.free = t.free[n-1], t.free[:n-1]
+	} else {
+		hi = t.next
+		t.next++
+		if int(hi/chunkSize) == len(t.chunks) {
+			t.chunks = append(t.chunks, make([]host, chunkSize))
+		}
+	}
+	i, _ := t.find(k)
+	t.keys[i], t.slots[i] = k, hi+1
+	t.count++
+	h := t.at(hi)
+	*h = host{entry: pe, key: k}
+	return h
+}
+
+func (t *hostTable) remove(hi uint32) {
+	h := t.at(hi)
+	i, ok := t.find(h.key)
+	*h = host{}
+	t.free = append(t.free, hi)
+	if !ok {
+		return
+	}
+	t.count--
+	mask := len(t.slots) - 1
+	// Backward-shift: move later entries of the probe run into the gap.
+	for j := (i + 1) & mask; t.slots[j] != 0; j = (j + 1) & mask {
+		home := t.home(t.keys[j])
+		if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
+			t.keys[i], t.slots[i] = t.keys[j], t.slots[j]
+			i = j
+		}
+	}
+	t.keys[i], t.slots[i] = addrKey{}, 0
+}
+
+type flowKey struct {
+	src, dst         netip.Addr
+	srcPort, dstPort uint16
+	proto            uint8
+	dir              Direction
 }
 
 type shard struct {
-	mu    sync.Mutex
-	hosts map[Host]*host
-	_     [40]byte // keep shards on separate cache lines
-}
-
-// host holds one host's counters in one direction.
-type host struct {
-	group *hostgroup
-	// Counters of the current tick.
-	pkts, bytes                       uint64
-	tcp, syn, udp, icmp, frag, others uint64
-	// Shares of the last complete tick, for signatures.
-	lastPkts                            uint64
-	lastTCP, lastSYN, lastUDP, lastICMP uint64
-	lastFrag, lastOther                 uint64
-	pps, bps                            float64 // smoothed
-	quiet                               int     // consecutive ticks without traffic
-	attack                              *attack
-}
-
-type attack struct {
-	sig        Signature
-	belowSince time.Time // zero while above the lower mark
+	mu     sync.Mutex
+	hosts  [2]hostTable // by direction
+	flows  []uint64     // open-addressing set of flow fingerprints, cleared every tick
+	nflows int
+	gen    uint64
+	prefix [][2]counters // per prefix entry and direction, for group totals
+	_      [64]byte
 }
 
 // New returns an engine for the hostgroups of pol. It starts nothing. Events
@@ -122,24 +512,35 @@ func New(cfg Config, pol *policies.Policy, logger hclog.Logger) (*Engine, error)
 	if cfg.MaxHosts <= 0 {
 		cfg.MaxHosts = DefaultMaxHosts
 	}
+	if cfg.MaxSketches <= 0 {
+		cfg.MaxSketches = DefaultMaxSketches
+	}
 	if cfg.EndRatio <= 0 || cfg.EndRatio >= 1 {
 		cfg.EndRatio = DefaultEndRatio
 	}
 	if cfg.EndHold <= 0 {
 		cfg.EndHold = DefaultEndHold
 	}
-	if cfg.IdleTicks <= 0 {
-		cfg.IdleTicks = DefaultIdleTicks
+	if cfg.IdleTime <= 0 {
+		cfg.IdleTime = DefaultIdleTime
+	}
+	if cfg.UpdateEvery <= 0 {
+		cfg.UpdateEvery = DefaultUpdateEvery
 	}
 	e := &Engine{
 		cfg:    cfg,
 		log:    logger.Named("detect"),
 		events: make(chan Event, 1024),
-		seed:   maphash.MakeSeed(),
+		hseed:  rand.Uint64(),
+		groups: map[groupKey]*groupState{},
 	}
 	for i := range e.shards {
-		e.shards[i].hosts = make(map[Host]*host)
+		for d := range e.shards[i].hosts {
+			e.shards[i].hosts[d].seed = rand.Uint64()
+		}
+		e.shards[i].flows = make([]uint64, flowSetSize)
 	}
+	e.tickNo.Store(1)
 	e.SetPolicy(pol)
 	return e, nil
 }
@@ -147,15 +548,25 @@ func New(cfg Config, pol *policies.Policy, logger hclog.Logger) (*Engine, error)
 var _ sources.Sink = (*Engine)(nil)
 
 // SetPolicy publishes the monitored networks and thresholds of pol. Hosts
-// already tracked keep their counters and move to their new hostgroup at
-// the next tick.
+// already tracked keep their counters, rates and baselines; at the next
+// tick they move to their new hostgroup, or are dropped if no longer
+// monitored and not under attack.
 func (e *Engine) SetPolicy(pol *policies.Policy) {
-	st := &tableState{table: new(bart.Table[*hostgroup])}
-	for _, hg := range pol.Hostgroups {
-		g := &hostgroup{name: hg.Name, incoming: hg.Incoming, outgoing: hg.Outgoing, tau: hg.EWMA}
+	var gen uint64 = 1
+	if old := e.state.Load(); old != nil {
+		gen = old.gen + 1
+	}
+	st := &tableState{gen: gen, table: new(bart.Table[*prefixEntry])}
+	for i, hg := range pol.Hostgroups {
+		g := &hostgroup{name: hg.Name, idx: i, tau: hg.EWMA, baseline: hg.Baseline}
+		g.dir[Incoming] = compileDir(hg.Incoming)
+		g.dir[Outgoing] = compileDir(hg.Outgoing)
 		st.groups = append(st.groups, g)
 		for _, p := range hg.Prefixes {
-			st.table.Insert(p, g)
+			pe := &prefixEntry{group: g, prefix: p, idx: len(st.prefixes), gen: gen}
+			st.prefixes = append(st.prefixes, pe)
+			g.prefixes = append(g.prefixes, pe)
+			st.table.Insert(p, pe)
 		}
 	}
 	e.state.Store(st)
@@ -169,56 +580,190 @@ func (e *Engine) Events() <-chan Event { return e.events }
 // not allocate for hosts already tracked.
 func (e *Engine) Ingest(batch []sources.Record) {
 	st := e.state.Load()
-	var monitored uint64
-	for i := range batch {
-		r := &batch[i]
-		if g, ok := st.table.Lookup(r.Dst); ok {
-			e.count(Host{r.Dst, Incoming}, g, r)
-			monitored++
+	tick := e.tickNo.Load()
+	// Records are counted in chunks grouped by shard, so that each shard
+	// lock is taken once per chunk rather than once per record, and the
+	// memory accesses of one shard's records can overlap.
+	var (
+		items     [2 * ingestChunk]work
+		order     [2 * ingestChunk]uint16
+		monitored uint64
+	)
+	for start := 0; start < len(batch); start += ingestChunk {
+		chunk := batch[start:min(start+ingestChunk, len(batch))]
+		n := 0
+		var bounds [numShards + 1]uint16
+		for i := range chunk {
+			r := &chunk[i]
+			if pe, ok := st.table.Lookup(r.Dst); ok {
+				e.prepare(&items[n], i, Incoming, r.Dst, pe, r)
+				bounds[items[n].shard+1]++
+				n++
+			}
+			if pe, ok := st.table.Lookup(r.Src); ok {
+				e.prepare(&items[n], i, Outgoing, r.Src, pe, r)
+				bounds[items[n].shard+1]++
+				n++
+			}
 		}
-		if g, ok := st.table.Lookup(r.Src); ok {
-			e.count(Host{r.Src, Outgoing}, g, r)
-			monitored++
+		if n == 0 {
+			continue
+		}
+		monitored += uint64(n)
+		for i := 1; i <= numShards; i++ {
+			bounds[i] += bounds[i-1]
+		}
+		pos := bounds
+		for i := range n {
+			sh := items[i].shard
+			order[pos[sh]] = uint16(i)
+			pos[sh]++
+		}
+		for sh := range numShards {
+			lo, hi := bounds[sh], bounds[sh+1]
+			if lo == hi {
+				continue
+			}
+			s := &e.shards[sh]
+			s.mu.Lock()
+			for _, o := range order[lo:hi] {
+				w := &items[o]
+				e.count(s, w, &chunk[w.rec], tick, st)
+			}
+			s.mu.Unlock()
 		}
 	}
 	e.records.Add(uint64(len(batch)))
 	e.monitored.Add(monitored)
 }
 
-func (e *Engine) count(k Host, g *hostgroup, r *sources.Record) {
-	s := &e.shards[maphash.Comparable(e.seed, k)%numShards]
-	s.mu.Lock()
-	h := s.hosts[k]
-	if h == nil {
-		if e.hosts.Load() >= int64(e.cfg.MaxHosts) {
-			s.mu.Unlock()
-			e.refused.Add(1)
-			return
-		}
-		h = &host{}
-		s.hosts[k] = h
+// ingestChunk is how many records Ingest groups by shard at a time.
+const ingestChunk = 256
+
+// work is one record to count for one host-direction.
+type work struct {
+	key   addrKey
+	pe    *prefixEntry
+	fp    uint64 // flow fingerprint
+	rec   int32
+	dir   Direction
+	shard uint8
+}
+
+// mix is a keyed 64-bit mixer (the multiply-fold of wyhash).
+func mix(a, b uint64) uint64 {
+	hi, lo := bits.Mul64(a^0xa0761d6478bd642f, b^0xe7037ed1a0b428db)
+	return hi ^ lo
+}
+
+func (e *Engine) prepare(w *work, i int, dir Direction, addr netip.Addr, pe *prefixEntry, r *sources.Record) {
+	w.key = keyOf(addr)
+	w.pe, w.rec, w.dir = pe, int32(i), dir
+	w.shard = uint8(mix(w.key[0]^e.hseed, w.key[1]) % numShards)
+	src, dst := keyOf(r.Src), keyOf(r.Dst)
+	h := mix(src[0]^e.hseed, src[1])
+	h = mix(h^dst[0], dst[1])
+	w.fp = mix(h, uint64(r.SrcPort)<<32|uint64(r.DstPort)<<16|uint64(r.Proto)<<8|uint64(dir)) | 1
+}
+
+// count adds one record to a host of s, whose lock the caller holds.
+func (e *Engine) count(s *shard, w *work, r *sources.Record, tick uint32, st *tableState) {
+	remote := r.Src
+	if w.dir == Outgoing {
+		remote = r.Dst
+	}
+	mask := classMask(r)
+	tab := &s.hosts[w.dir]
+	newFlow := s.addFlow(w.fp, e)
+	h := tab.get(w.key)
+	if h == nil && e.hosts.Load() < int64(e.cfg.MaxHosts) {
+		h = tab.insert(w.key, w.pe)
 		e.hosts.Add(1)
 	}
-	h.group = g
-	h.pkts += r.Packets
-	h.bytes += r.Bytes
-	if r.Fragment {
-		h.frag += r.Packets
-	}
-	switch r.Proto {
-	case 6:
-		h.tcp += r.Packets
-		if r.TCPFlags&0x12 == 0x02 { // SYN without ACK
-			h.syn += r.Packets
+	pkts, bytes := r.Packets, r.Bytes
+	if h == nil {
+		e.refused.Add(1) // still counted in the hostgroup's total below
+	} else {
+		if d := time.Duration(r.End - r.Start); d > e.cfg.Tick && d <= maxSpread {
+			pkts, bytes = e.spread(h, mask, r, d, tick)
 		}
-	case 17:
-		h.udp += r.Packets
-	case 1, 58:
-		h.icmp += r.Packets
-	default:
-		h.others += r.Packets
+		h.cur.add(mask, pkts, bytes)
+		if newFlow {
+			h.cur.flows++
+		}
+		if sk := h.sk(); sk != nil {
+			sk.add(r, remote, float64(r.Packets))
+		}
 	}
-	s.mu.Unlock()
+	pe := w.pe
+	if pe.gen == st.gen {
+		if s.gen != st.gen || len(s.prefix) <= pe.idx {
+			s.resetPrefixes(st.gen, len(st.prefixes))
+		}
+		c := &s.prefix[pe.idx][w.dir]
+		c.add(mask, pkts, bytes)
+		if newFlow {
+			c.flows++
+		}
+	}
+}
+
+func (s *shard) resetPrefixes(gen uint64, n int) {
+	s.gen = gen
+	s.prefix = make([][2]counters, n)
+}
+
+// addFlow inserts a flow fingerprint and reports whether it is new this
+// tick. A full set counts every flow as new, erring towards detection.
+func (s *shard) addFlow(fp uint64, e *Engine) bool {
+	if s.nflows >= flowSetSize*3/4 {
+		e.flowSetFull.Add(1)
+		return true
+	}
+	mask := uint64(flowSetSize - 1)
+	for i := fp & mask; ; i = (i + 1) & mask {
+		switch s.flows[i] {
+		case fp:
+			return false
+		case 0:
+			s.flows[i] = fp
+			s.nflows++
+			return true
+		}
+	}
+}
+
+// spread puts a record that lasted d into the current and following
+// ticks at its own rate, and returns this tick's part. It keeps two slots
+// per host; when neither fits, the record's rate is counted for one tick
+// only and the rest is dropped (counted in SpreadMerged).
+func (e *Engine) spread(h *host, mask uint8, r *sources.Record, d time.Duration, tick uint32) (uint64, uint64) {
+	ticks := uint32((d + e.cfg.Tick - 1) / e.cfg.Tick)
+	per := float64(e.cfg.Tick) / float64(d)
+	pp, pb := float32(float64(r.Packets)*per), float32(float64(r.Bytes)*per)
+	end := tick + ticks
+	for i := range h.spread {
+		sl := &h.spread[i]
+		if sl.end != 0 && sl.end <= tick {
+			*sl = spreadSlot{}
+		}
+		if sl.end == 0 || (sl.mask == mask && absDiff(sl.end, end) <= ticks/4+1) {
+			sl.pkts += pp
+			sl.bytes += pb
+			sl.mask = mask
+			sl.end = max(sl.end, end)
+			return uint64(pp), uint64(pb)
+		}
+	}
+	e.spreadMerged.Add(1)
+	return uint64(pp), uint64(pb)
+}
+
+func absDiff(a, b uint32) uint32 {
+	if a > b {
+		return a - b
+	}
+	return b - a
 }
 
 // Start runs the tick loop until ctx is done or Stop is called.
@@ -266,28 +811,62 @@ func (e *Engine) Stop() error {
 func (e *Engine) Tick(now time.Time) { e.tick(context.Background(), now) }
 
 func (e *Engine) tick(ctx context.Context, now time.Time) {
+	began := time.Now()
 	dt := e.cfg.Tick
 	if !e.last.IsZero() && now.After(e.last) {
 		dt = now.Sub(e.last)
 	}
 	e.last = now
 	secs := dt.Seconds()
+	st := e.state.Load()
+	for _, g := range st.groups {
+		g.alpha = float32(1 - math.Exp(-secs/g.tau.Seconds()))
+		g.beta = float32(1 - math.Exp(-secs/g.baseline.Seconds()))
+	}
+	tick := e.tickNo.Add(1) - 1 // the tick that just ended
+	idle := uint16(min(e.cfg.IdleTime/e.cfg.Tick, math.MaxUint16-1))
+	totals := make([][2]counters, len(st.prefixes))
 	var events []Event
 	for i := range e.shards {
 		s := &e.shards[i]
 		s.mu.Lock()
-		for k, h := range s.hosts {
-			if ev, ok := e.update(k, h, now, dt, secs); ok {
-				events = append(events, ev)
+		clear(s.flows)
+		s.nflows = 0
+		if s.gen == st.gen {
+			for j := range s.prefix {
+				totals[j][0].addCounters(&s.prefix[j][0])
+				totals[j][1].addCounters(&s.prefix[j][1])
 			}
-			if h.quiet > e.cfg.IdleTicks && h.attack == nil {
-				delete(s.hosts, k)
-				e.hosts.Add(-1)
-				e.evictions.Add(1)
+			clear(s.prefix)
+		}
+		for d := range s.hosts {
+			tab := &s.hosts[d]
+			for i := uint32(0); i < tab.next; i++ {
+				h := tab.at(i)
+				if h.entry == nil {
+					continue
+				}
+				k := Host{h.key.addr(), Direction(d)}
+				if h.entry.gen != st.gen && !e.rehome(h, k, st) && h.atk() == nil {
+					e.drop(tab, i, h)
+					continue
+				}
+				var carry *counters
+				if s.gen == st.gen && h.entry.idx < len(s.prefix) {
+					carry = &s.prefix[h.entry.idx][k.Direction]
+				}
+				if ev, ok := e.update(k, h, now, secs, tick, carry); ok {
+					events = append(events, ev)
+				}
+				if h.quiet > idle && h.atk() == nil {
+					e.drop(tab, i, h)
+				}
 			}
 		}
 		s.mu.Unlock()
 	}
+	events = append(events, e.tickGroups(st, totals, now, secs)...)
+	e.lastTickNanos.Store(uint64(time.Since(began)))
 	for _, ev := range events {
 		select {
 		case e.events <- ev:
@@ -297,107 +876,310 @@ func (e *Engine) tick(ctx context.Context, now time.Time) {
 	}
 }
 
+func (e *Engine) drop(t *hostTable, i uint32, h *host) {
+	if h.sk() != nil {
+		e.sketches.Add(-1)
+	}
+	t.remove(i)
+	e.hosts.Add(-1)
+	e.evictions.Add(1)
+}
+
+// rehome moves a host to its prefix entry in a new policy.
+func (e *Engine) rehome(h *host, k Host, st *tableState) bool {
+	pe, ok := st.table.Lookup(k.Addr)
+	if ok {
+		h.entry = pe
+	}
+	return ok
+}
+
 // update advances one host by one tick and reports an event if the host's
 // attack state changed.
-func (e *Engine) update(k Host, h *host, now time.Time, dt time.Duration, secs float64) (Event, bool) {
-	g := h.group
-	alpha := 1 - math.Exp(-dt.Seconds()/g.tau.Seconds())
-	h.pps += alpha * (float64(h.pkts)/secs - h.pps)
-	h.bps += alpha * (float64(h.bytes)*8/secs - h.bps)
-	if h.pkts == 0 {
-		h.quiet++
+// carry, when not nil, receives the spread counts carried into the next
+// tick for the hostgroup's total.
+func (e *Engine) update(k Host, h *host, now time.Time, secs float64, tick uint32, carry *counters) (Event, bool) {
+	g := h.entry.group
+	h.r.update(&h.cur, secs, g.alpha)
+	total := h.cur.pkts
+	if total == 0 {
+		h.quiet = min(h.quiet+1, math.MaxUint16)
 	} else {
 		h.quiet = 0
-		h.lastPkts, h.lastTCP, h.lastSYN, h.lastUDP = h.pkts, h.tcp, h.syn, h.udp
-		h.lastICMP, h.lastFrag, h.lastOther = h.icmp, h.frag, h.others
 	}
-	h.pkts, h.bytes, h.tcp, h.syn, h.udp, h.icmp, h.frag, h.others = 0, 0, 0, 0, 0, 0, 0, 0
-	if h.pps < 0.5 && h.bps < 4 {
-		h.pps, h.bps = 0, 0 // settle rather than decay for ever
+	if h.atk() == nil {
+		h.basePPS += g.beta * (float32(float64(h.cur.pkts)/secs) - h.basePPS)
+		h.baseBPS += g.beta * (float32(float64(h.cur.bytes)*8/secs) - h.baseBPS)
+	}
+	h.cur = counters{}
+	// Long flow records go on into the tick about to start.
+	for i := range h.spread {
+		if sl := &h.spread[i]; sl.end != 0 {
+			if tick+1 < sl.end {
+				h.cur.add(sl.mask, uint64(sl.pkts), uint64(sl.bytes))
+				if c := carry; c != nil {
+					c.add(sl.mask, uint64(sl.pkts), uint64(sl.bytes))
+				}
+			} else {
+				*sl = spreadSlot{}
+			}
+		}
+	}
+	if h.sk() != nil {
+		h.sk().decay()
 	}
 
-	th := g.threshold(k.Direction)
-	if h.attack == nil {
-		reason := crossed(th, h.pps, h.bps, 1)
-		if reason == "" {
+	lim := &g.dir[k.Direction]
+	if !lim.enabled() {
+		return Event{}, false
+	}
+	cr := hostRatio(lim, &h.r, h.basePPS, h.baseBPS)
+	ratio := cr.ratio
+	if h.atk() == nil {
+		switch {
+		case ratio > suspectRatio && h.sk() == nil && e.sketches.Load() < int64(e.cfg.MaxSketches):
+			h.setSketch(newSketch())
+			e.sketches.Add(1)
+		case ratio < calmRatio && h.sk() != nil:
+			h.setSketch(nil)
+			e.sketches.Add(-1)
+		}
+		if ratio <= 1 {
 			return Event{}, false
 		}
-		h.attack = &attack{sig: Signature{
+		if h.sk() != nil && h.sk().fresh {
+			// The sketch started this tick: give it one tick of
+			// traffic so that the signature says what the attack is.
+			return Event{}, false
+		}
+		reason := cr.reason()
+		a := &attack{sig: Signature{
 			ID:        e.nextID.Add(1),
 			Victim:    netip.PrefixFrom(k.Addr, k.Addr.BitLen()),
 			Direction: k.Direction,
 			Hostgroup: g.name,
 			Started:   now,
+			Metric:    cr.name,
 			Reason:    reason,
-		}}
+		}, lastUpdate: now}
+		h.setAttack(a)
 		e.attacks.Add(1)
-		e.fill(h)
-		e.log.Info("attack started", "victim", k.Addr.String(), "direction", k.Direction.String(),
-			"hostgroup", g.name, "reason", reason)
-		return Event{Kind: AttackStarted, At: now, Signature: h.attack.sig}, true
+		fillRates(&a.sig, &h.r)
+		if h.sk() != nil {
+			h.sk().fill(&a.sig)
+		}
+		a.reported = a.sig
+		e.log.Info("attack started", "id", a.sig.ID, "victim", k.Addr.String(), "direction", k.Direction.String(),
+			"hostgroup", g.name, "reason", reason, "protocol", a.sig.Dominant())
+		return Event{Kind: AttackStarted, At: now, Signature: a.sig}, true
 	}
-	e.fill(h)
-	if crossed(th, h.pps, h.bps, e.cfg.EndRatio) != "" {
-		h.attack.belowSince = time.Time{}
+	a := h.atk()
+	fillRates(&a.sig, &h.r)
+	if h.sk() != nil {
+		h.sk().fill(&a.sig)
+	}
+	if ratio >= e.cfg.EndRatio {
+		a.belowSince = time.Time{}
+		if now.Sub(a.lastUpdate) >= e.cfg.UpdateEvery && material(&a.reported, &a.sig) {
+			a.lastUpdate, a.reported = now, a.sig
+			return Event{Kind: AttackUpdated, At: now, Signature: a.sig}, true
+		}
 		return Event{}, false
 	}
-	if h.attack.belowSince.IsZero() {
-		h.attack.belowSince = now
+	if a.belowSince.IsZero() {
+		a.belowSince = now
 	}
-	if now.Sub(h.attack.belowSince) < e.cfg.EndHold {
+	if now.Sub(a.belowSince) < e.cfg.EndHold {
 		return Event{}, false
 	}
-	sig := h.attack.sig
-	h.attack = nil
+	h.setAttack(nil)
 	e.attacks.Add(-1)
-	e.log.Info("attack ended", "victim", k.Addr.String(), "direction", k.Direction.String(),
-		"hostgroup", g.name, "peak_pps", int64(sig.PeakPPS))
-	return Event{Kind: AttackEnded, At: now, Signature: sig}, true
+	if h.sk() != nil {
+		h.setSketch(nil)
+		e.sketches.Add(-1)
+	}
+	e.log.Info("attack ended", "id", a.sig.ID, "victim", k.Addr.String(), "direction", k.Direction.String(),
+		"hostgroup", g.name, "peak_pps", int64(a.sig.PeakPPS), "duration", now.Sub(a.sig.Started).Round(time.Second).String())
+	return Event{Kind: AttackEnded, At: now, Signature: a.sig}, true
 }
 
-// fill refreshes the attack signature's rates and shares.
-func (e *Engine) fill(h *host) {
-	s := &h.attack.sig
-	s.PPS, s.BPS = h.pps, h.bps
-	s.PeakPPS, s.PeakBPS = max(s.PeakPPS, h.pps), max(s.PeakBPS, h.bps)
-	if n := float64(h.lastPkts); n > 0 {
-		s.TCP, s.TCPSYN, s.UDP = float64(h.lastTCP)/n, float64(h.lastSYN)/n, float64(h.lastUDP)/n
-		s.ICMP, s.Fragment, s.Other = float64(h.lastICMP)/n, float64(h.lastFrag)/n, float64(h.lastOther)/n
+// crossing is the limit closest to (or furthest past) its value.
+type crossing struct {
+	ratio       float64
+	name        string
+	value, lim  float64
+	base, floor float64 // relative limits only
+	factor      float64
+}
+
+func (c *crossing) reason() string {
+	if c.factor > 0 {
+		return fmt.Sprintf("%s %.0f > %.0f (%.1f× baseline %.0f, floor %.0f)", c.name, c.value, c.lim, c.factor, c.base, c.floor)
+	}
+	return fmt.Sprintf("%s %.0f > %.0f", c.name, c.value, c.lim)
+}
+
+// hostRatio returns the highest rate/limit ratio of a host and which
+// limit it is. It does not allocate.
+func hostRatio(lim *dirLimits, r *rates, basePPS, baseBPS float32) crossing {
+	var best crossing
+	for i := range lim.host {
+		l := &lim.host[i]
+		v := r.value(l)
+		if q := v / l.value; q > best.ratio {
+			best = crossing{ratio: q, name: l.name, value: v, lim: l.value}
+		}
+	}
+	if rel := lim.relative; rel.Factor > 0 {
+		check := func(v, base float64, floor uint64, name string) {
+			if floor == 0 {
+				return
+			}
+			limit := max(rel.Factor*base, float64(floor))
+			if q := v / limit; q > best.ratio {
+				best = crossing{ratio: q, name: name, value: v, lim: limit, base: base, floor: float64(floor), factor: rel.Factor}
+			}
+		}
+		check(float64(r.pps[clsTotal]), float64(basePPS), rel.FloorPPS, "relative_pps")
+		check(float64(r.bps[clsTotal]), float64(baseBPS), rel.FloorBPS, "relative_bps")
+	}
+	return best
+}
+
+func fillRates(s *Signature, r *rates) {
+	s.PPS, s.BPS, s.Flows = float64(r.pps[clsTotal]), float64(r.bps[clsTotal]), float64(r.flows)
+	s.PeakPPS, s.PeakBPS = max(s.PeakPPS, s.PPS), max(s.PeakBPS, s.BPS)
+	if t := r.pps[clsTotal]; t > 0 {
+		share := func(k class) float64 { return min(1, float64(r.pps[k]/t)) }
+		s.TCP, s.TCPSYN, s.UDP, s.ICMP, s.Fragment = share(clsTCP), share(clsSYN), share(clsUDP), share(clsICMP), share(clsFrag)
+		s.Other = max(0, 1-s.TCP-s.UDP-s.ICMP)
 	}
 }
 
-// crossed reports which limit of th, scaled by ratio, the rates exceed, or
-// "" if none.
-func crossed(th policies.Threshold, pps, bps, ratio float64) string {
-	if th.PPS > 0 && pps > float64(th.PPS)*ratio {
-		return fmt.Sprintf("pps %.0f > %d", pps, th.PPS)
+// material reports whether an attack changed enough since it was last
+// reported to be worth an AttackUpdated: another dominant protocol or top
+// port, or a rate that doubled or halved.
+func material(old, cur *Signature) bool {
+	portChanged := func(a, b []Share) bool {
+		ta, tb := Top(a), Top(b)
+		return ta.Value != tb.Value && max(ta.Share, tb.Share) >= 0.5
 	}
-	if th.BPS > 0 && bps > float64(th.BPS)*ratio {
-		return fmt.Sprintf("bps %.0f > %d", bps, th.BPS)
+	if old.Dominant() != cur.Dominant() || portChanged(old.SrcPorts, cur.SrcPorts) || portChanged(old.DstPorts, cur.DstPorts) {
+		return true
 	}
-	return ""
+	return cur.PPS > 2*old.PPS || cur.PPS < old.PPS/2 || cur.BPS > 2*old.BPS || cur.BPS < old.BPS/2
+}
+
+// tickGroups evaluates hostgroup totals against group limits.
+func (e *Engine) tickGroups(st *tableState, totals [][2]counters, now time.Time, secs float64) []Event {
+	var events []Event
+	for _, g := range st.groups {
+		for _, dir := range []Direction{Incoming, Outgoing} {
+			lim := &g.dir[dir]
+			if len(lim.group) == 0 {
+				continue
+			}
+			var sum counters
+			var top *prefixEntry
+			var topPkts uint32
+			for _, pe := range g.prefixes {
+				c := &totals[pe.idx][dir]
+				sum.addCounters(c)
+				if c.pkts > topPkts || top == nil {
+					top, topPkts = pe, c.pkts
+				}
+			}
+			key := groupKey{g.name, dir}
+			gs := e.groups[key]
+			if gs == nil {
+				gs = &groupState{}
+				e.groups[key] = gs
+			}
+			gs.r.update(&sum, secs, g.alpha)
+			cr := hostRatio(&dirLimits{host: lim.group}, &gs.r, 0, 0)
+			if ev, ok := e.groupTransition(gs, g, dir, top, cr, now); ok {
+				events = append(events, ev)
+			}
+		}
+	}
+	return events
+}
+
+func (e *Engine) groupTransition(gs *groupState, g *hostgroup, dir Direction, top *prefixEntry, cr crossing, now time.Time) (Event, bool) {
+	ratio := cr.ratio
+	if gs.attack == nil {
+		if ratio <= 1 || top == nil {
+			return Event{}, false
+		}
+		metric, reason := cr.name, cr.reason()
+		gs.attack = &attack{sig: Signature{
+			ID: e.nextID.Add(1), Victim: top.prefix, Group: true, Direction: dir, Hostgroup: g.name,
+			Started: now, Metric: metric, Reason: reason,
+		}, lastUpdate: now}
+		e.attacks.Add(1)
+		fillRates(&gs.attack.sig, &gs.r)
+		e.log.Info("attack on hostgroup total started", "id", gs.attack.sig.ID, "hostgroup", g.name,
+			"prefix", top.prefix.String(), "direction", dir.String(), "reason", reason)
+		return Event{Kind: AttackStarted, At: now, Signature: gs.attack.sig}, true
+	}
+	a := gs.attack
+	fillRates(&a.sig, &gs.r)
+	if ratio >= e.cfg.EndRatio {
+		a.belowSince = time.Time{}
+		return Event{}, false
+	}
+	if a.belowSince.IsZero() {
+		a.belowSince = now
+	}
+	if now.Sub(a.belowSince) < e.cfg.EndHold {
+		return Event{}, false
+	}
+	gs.attack = nil
+	e.attacks.Add(-1)
+	e.log.Info("attack on hostgroup total ended", "id", a.sig.ID, "hostgroup", g.name, "direction", dir.String())
+	return Event{Kind: AttackEnded, At: now, Signature: a.sig}, true
 }
 
 // Stats returns the engine's counters.
 func (e *Engine) Stats() Stats {
 	return Stats{
-		Records:   e.records.Load(),
-		Monitored: e.monitored.Load(),
-		Hosts:     int(e.hosts.Load()),
-		Refused:   e.refused.Load(),
-		Evicted:   e.evictions.Load(),
-		Attacks:   int(e.attacks.Load()),
+		Records:      e.records.Load(),
+		Monitored:    e.monitored.Load(),
+		Hosts:        int(e.hosts.Load()),
+		Refused:      e.refused.Load(),
+		Evicted:      e.evictions.Load(),
+		Attacks:      int(e.attacks.Load()),
+		Sketches:     int(e.sketches.Load()),
+		LastTick:     time.Duration(e.lastTickNanos.Load()),
+		FlowSetFull:  e.flowSetFull.Load(),
+		SpreadMerged: e.spreadMerged.Load(),
 	}
 }
 
+// HostRates are a host's smoothed rates.
+type HostRates struct {
+	Host
+	Hostgroup       string
+	PPS, BPS, Flows float64
+	BasePPS         float64
+	Attack          bool
+}
+
 // Rates returns the smoothed rates of a tracked host.
-func (e *Engine) Rates(k Host) (pps, bps float64, ok bool) {
-	s := &e.shards[maphash.Comparable(e.seed, k)%numShards]
+func (e *Engine) Rates(k Host) (HostRates, bool) {
+	k.Addr = k.Addr.Unmap()
+	key := keyOf(k.Addr)
+	s := &e.shards[mix(key[0]^e.hseed, key[1])%numShards]
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	h := s.hosts[k]
+	h := s.hosts[k.Direction].get(key)
 	if h == nil {
-		return 0, 0, false
+		return HostRates{}, false
 	}
-	return h.pps, h.bps, true
+	return hostRates(k, h), true
+}
+
+func hostRates(k Host, h *host) HostRates {
+	return HostRates{Host: k, Hostgroup: h.entry.group.name, PPS: float64(h.r.pps[clsTotal]), BPS: float64(h.r.bps[clsTotal]),
+		Flows: float64(h.r.flows), BasePPS: float64(h.basePPS), Attack: h.atk() != nil}
 }

@@ -19,19 +19,23 @@ var (
 	t0     = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 )
 
-func testPolicy(tau time.Duration, pps uint64) *policies.Policy {
+const tick = policies.DefaultTick
+
+func testPolicy(tau time.Duration, in policies.Threshold) *policies.Policy {
 	return &policies.Policy{
-		Detection: policies.Detection{Tick: time.Second},
+		Detection: policies.Detection{Tick: tick},
 		Hostgroups: []*policies.Hostgroup{{
 			Name:     "customers",
 			Prefixes: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24"), netip.MustParsePrefix("2001:db8::/32")},
-			Incoming: policies.Threshold{PPS: pps},
-			Outgoing: policies.Threshold{PPS: pps},
+			Incoming: in,
+			Outgoing: in,
 			EWMA:     tau,
-			BanTime:  time.Minute,
+			Baseline: policies.DefaultBaseline,
 		}},
 	}
 }
+
+func pps(n uint64) policies.Threshold { return policies.Threshold{Total: policies.Limits{PPS: n}} }
 
 func newEngine(t testing.TB, pol *policies.Policy) *Engine {
 	t.Helper()
@@ -42,12 +46,55 @@ func newEngine(t testing.TB, pol *policies.Policy) *Engine {
 	return e
 }
 
-// feed ingests pps packets/s of UDP from reflectors to dst for one tick.
-func feed(e *Engine, dst netip.Addr, pps uint64, sport uint16) {
-	e.Ingest([]sources.Record{{
-		Src: netip.MustParseAddr("198.51.100.7"), Dst: dst, SrcPort: sport, DstPort: 40000,
-		Proto: 17, Packets: pps, Bytes: pps * 468, Sampling: 1,
-	}})
+// clock drives an engine tick by tick.
+type clock struct {
+	e   *Engine
+	now time.Time
+	evs []Event
+}
+
+func newClock(e *Engine) *clock { return &clock{e: e, now: t0} }
+
+// step feeds rate packets/s of what mk makes for one tick, then ticks.
+func (c *clock) step(batch []sources.Record) []Event {
+	if len(batch) > 0 {
+		c.e.Ingest(batch)
+	}
+	c.now = c.now.Add(tick)
+	c.e.Tick(c.now)
+	evs := drain(c.e)
+	c.evs = append(c.evs, evs...)
+	return evs
+}
+
+// lifecycle returns the events other than AttackUpdated.
+func lifecycle(evs []Event) []Event {
+	var out []Event
+	for _, ev := range evs {
+		if ev.Kind != AttackUpdated {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// ntp is one tick of NTP reflection at rate pps from 100 reflectors, 468
+// bytes per packet, to dst.
+func ntp(dst netip.Addr, rate float64) []sources.Record {
+	const reflectors = 100
+	total := uint64(math.Round(rate * tick.Seconds()))
+	out := make([]sources.Record, reflectors)
+	for i := range out {
+		per := total / reflectors
+		if uint64(i) < total%reflectors {
+			per++
+		}
+		out[i] = sources.Record{
+			Src: netip.AddrFrom4([4]byte{198, 51, byte(100 + i/250), byte(i % 250)}), Dst: dst, SrcPort: 123, DstPort: uint16(30000 + i),
+			Proto: 17, Packets: per, Bytes: per * 468, Length: 468, Sampling: 1,
+		}
+	}
+	return out
 }
 
 func drain(e *Engine) []Event {
@@ -62,28 +109,40 @@ func drain(e *Engine) []Event {
 	}
 }
 
+func kinds(evs []Event) []string {
+	var out []string
+	for _, e := range evs {
+		out = append(out, e.Kind.String())
+	}
+	return out
+}
+
 // predictedTicks is the first tick n at which an EWMA with time constant
 // tau, fed a constant rate of factor×threshold from zero, exceeds the
-// threshold: factor·(1 − e^(−n·dt/tau)) > 1.
-func predictedTicks(factor float64, tau, dt time.Duration) int {
+// threshold: factor·(1 − e^(−n·tick/tau)) > 1. Detection waits one more
+// tick when the rate jumps past the threshold in the very tick it became
+// suspect (half the threshold), so that the signature has data.
+func predictedTicks(factor float64, tau time.Duration) int {
 	if factor <= 1 {
 		return -1
 	}
-	n := -math.Log(1-1/factor) * tau.Seconds() / dt.Seconds()
-	return int(math.Floor(n)) + 1
+	n := int(math.Floor(-math.Log(1-1/factor)*tau.Seconds()/tick.Seconds())) + 1
+	suspect := int(math.Floor(-math.Log(1-0.5/factor)*tau.Seconds()/tick.Seconds())) + 1
+	if suspect == n {
+		n++
+	}
+	return n
 }
 
 func TestDetectionTicksFollowEWMA(t *testing.T) {
 	const threshold = 10000
-	for _, tau := range []time.Duration{time.Second, 3 * time.Second} {
+	for _, tau := range []time.Duration{policies.DefaultEWMA, 500 * time.Millisecond, 5 * time.Second} {
 		for _, factor := range []float64{0.9, 2, 5, 10} {
-			e := newEngine(t, testPolicy(tau, threshold))
-			want := predictedTicks(factor, tau, time.Second)
+			c := newClock(newEngine(t, testPolicy(tau, pps(threshold))))
+			want := predictedTicks(factor, tau)
 			got := -1
-			for n := 1; n <= 60; n++ {
-				feed(e, victim, uint64(factor*threshold), 123)
-				e.Tick(t0.Add(time.Duration(n) * time.Second))
-				if evs := drain(e); len(evs) > 0 {
+			for n := 1; n <= 200; n++ {
+				if evs := c.step(ntp(victim, factor*threshold)); len(evs) > 0 {
 					if evs[0].Kind != AttackStarted {
 						t.Fatalf("first event %v", evs[0].Kind)
 					}
@@ -98,33 +157,53 @@ func TestDetectionTicksFollowEWMA(t *testing.T) {
 	}
 }
 
-func TestAttackEndsAfterHold(t *testing.T) {
-	e := newEngine(t, testPolicy(time.Second, 1000))
-	now := t0
-	step := func(pps uint64) []Event {
-		if pps > 0 {
-			feed(e, victim, pps, 123)
+// TestDefaultTradeoff checks the shipped defaults: 5× the threshold is
+// detected within 0.5 s, a 1 s burst at 2× never triggers.
+func TestDefaultTradeoff(t *testing.T) {
+	const threshold = 10000
+	c := newClock(newEngine(t, testPolicy(policies.DefaultEWMA, pps(threshold))))
+	for range 4 { // 1 s at 2×
+		c.step(ntp(victim, 2*threshold))
+	}
+	for range 40 {
+		c.step(nil)
+	}
+	if len(c.evs) != 0 {
+		t.Fatalf("a 1 s burst at 2× made events %v", kinds(c.evs))
+	}
+	c = newClock(newEngine(t, testPolicy(policies.DefaultEWMA, pps(threshold))))
+	for n := 1; ; n++ {
+		if evs := c.step(ntp(victim, 5*threshold)); len(evs) > 0 {
+			if d := time.Duration(n) * tick; d > 500*time.Millisecond {
+				t.Errorf("5× detected after %s, want at most 500ms", d)
+			}
+			break
 		}
-		now = now.Add(time.Second)
-		e.Tick(now)
-		return drain(e)
+		if n > 20 {
+			t.Fatal("5× never detected")
+		}
 	}
-	for range 3 {
-		step(5000)
+}
+
+func TestAttackEndsAfterHold(t *testing.T) {
+	tau := policies.DefaultEWMA
+	c := newClock(newEngine(t, testPolicy(tau, pps(1000))))
+	for range 20 {
+		c.step(ntp(victim, 5000))
 	}
-	if e.Stats().Attacks != 1 {
-		t.Fatalf("attack not started: %+v", e.Stats())
+	if c.e.Stats().Attacks != 1 {
+		t.Fatalf("attack not started: %+v", c.e.Stats())
 	}
+	level, _ := c.e.Rates(Host{victim, Incoming})
+	stopped := c.now
 	var ended time.Time
-	stopped := now
-	for range 30 {
-		if evs := step(0); len(evs) > 0 {
+	for range 400 {
+		if evs := lifecycle(c.step(nil)); len(evs) > 0 {
 			if evs[0].Kind != AttackEnded {
 				t.Fatalf("event %v", evs[0].Kind)
 			}
-			ended = now
-			sig := evs[0].Signature
-			if sig.Victim != netip.PrefixFrom(victim, 32) || sig.Hostgroup != "customers" || sig.PeakPPS < 4000 {
+			ended = c.now
+			if sig := evs[0].Signature; sig.Victim != netip.PrefixFrom(victim, 32) || sig.Hostgroup != "customers" || sig.PeakPPS < 4000 {
 				t.Errorf("signature %+v", sig)
 			}
 			break
@@ -133,87 +212,217 @@ func TestAttackEndsAfterHold(t *testing.T) {
 	if ended.IsZero() {
 		t.Fatal("attack never ended")
 	}
-	// The smoothed rate decays by e^-1 per quiet tick (tau = tick) from
-	// 5000·(1−e^-3); the attack ends once it has stayed under 80% of the
-	// threshold for the hold time.
-	level, quiet := 5000*(1-math.Exp(-3)), 0
-	for level >= 800 {
-		level *= math.Exp(-1)
+	// The smoothed rate decays by e^(−tick/tau) per quiet tick; the
+	// attack ends once it has stayed under 80% of the threshold for the
+	// hold time.
+	quiet, v := 0, level.PPS
+	for v >= 800 {
+		v *= math.Exp(-tick.Seconds() / tau.Seconds())
 		quiet++
 	}
-	want := time.Duration(quiet)*time.Second + DefaultEndHold
+	want := time.Duration(quiet)*tick + DefaultEndHold
 	if got := ended.Sub(stopped); got != want {
 		t.Errorf("ended %s after the traffic stopped, want %s", got, want)
 	}
 }
 
 func TestNoFlappingAroundThreshold(t *testing.T) {
-	e := newEngine(t, testPolicy(time.Second, 1000))
-	var events []Event
-	now := t0
-	// Alternating 1.3× and 0.85× never drops under the lower mark (0.8×)
-	// for the hold time, so exactly one start and no end.
-	for i := range 40 {
-		pps := uint64(1300)
-		if i%2 == 1 {
-			pps = 850
+	c := newClock(newEngine(t, testPolicy(time.Second, pps(1000))))
+	// Alternating 1.3× and 0.85× seconds stay above the lower mark
+	// (0.8×), so exactly one start and no end.
+	for i := range 200 {
+		rate := 1300.0
+		if (i/4)%2 == 1 {
+			rate = 850
 		}
-		feed(e, victim, pps, 123)
-		now = now.Add(time.Second)
-		e.Tick(now)
-		events = append(events, drain(e)...)
+		c.step(ntp(victim, rate))
 	}
-	if len(events) != 1 || events[0].Kind != AttackStarted {
-		t.Errorf("events %v, want one AttackStarted", kinds(events))
+	if evs := lifecycle(c.evs); len(evs) != 1 || evs[0].Kind != AttackStarted {
+		t.Errorf("events %v, want one AttackStarted", kinds(evs))
 	}
 }
 
-func kinds(evs []Event) []string {
-	var out []string
-	for _, e := range evs {
-		out = append(out, e.Kind.String())
+// TestReflectionSignature: NTP reflection from 2,000 reflectors mixed with
+// the victim's own web traffic; the signature shows UDP and source port
+// 123 with their shares.
+func TestReflectionSignature(t *testing.T) {
+	c := newClock(newEngine(t, testPolicy(policies.DefaultEWMA, pps(20000))))
+	var started *Event
+	for n := 0; n < 40 && started == nil; n++ {
+		var batch []sources.Record
+		for i := range 2000 { // 2000 reflectors × 25 packets = 200 kpps
+			batch = append(batch, sources.Record{
+				Src: netip.AddrFrom4([4]byte{192, 0, byte(2 + i/250), byte(i % 250)}), Dst: victim, SrcPort: 123, DstPort: 40000,
+				Proto: 17, Packets: 12, Bytes: 12 * 468, Length: 468,
+			})
+		}
+		for i := range 50 { // 50 clients × 100 packets = 20 kpps of HTTPS
+			batch = append(batch, sources.Record{
+				Src: netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}), Dst: victim, SrcPort: uint16(50000 + i), DstPort: 443,
+				Proto: 6, TCPFlags: 0x18, Packets: 25, Bytes: 25 * 1200, Length: 1200,
+			})
+		}
+		for _, ev := range c.step(batch) {
+			if ev.Kind == AttackStarted {
+				started = &ev
+			}
+		}
 	}
-	return out
+	if started == nil {
+		t.Fatal("no attack")
+	}
+	s := started.Signature
+	top := Top(s.SrcPorts)
+	if s.Dominant() != "udp" || s.UDP < 0.9 || top.Value != 123 || top.Share < 0.9 {
+		t.Errorf("signature: udp %.2f, top source port %d share %.2f; want udp and port 123 over 0.9", s.UDP, top.Value, top.Share)
+	}
+	if len(s.Protocols) == 0 || s.Protocols[0].Value != 17 || s.TCP < 0.04 || s.TCP > 0.1 {
+		t.Errorf("protocols %+v tcp %.3f", s.Protocols, s.TCP)
+	}
+	if s.Lengths[lengthBucket(468)] < 0.9 || math.Abs(s.AvgLength-480) > 60 {
+		t.Errorf("lengths %v avg %.0f", s.Lengths, s.AvgLength)
+	}
+	if len(s.SrcPrefixes) == 0 || s.SrcPrefixes[0].Prefix.Bits() != 24 || len(s.Samples) == 0 {
+		t.Errorf("prefixes %v samples %d", s.SrcPrefixes, len(s.Samples))
+	}
+	if s.Metric != "pps" || s.Flows <= 0 {
+		t.Errorf("metric %q flows %.0f", s.Metric, s.Flows)
+	}
 }
 
-func TestSignatureShowsReflection(t *testing.T) {
-	e := newEngine(t, testPolicy(time.Second, 1000))
-	// 90% NTP reflection, 10% of the victim's own TCP.
-	e.Ingest([]sources.Record{
-		{Src: netip.MustParseAddr("198.51.100.7"), Dst: victim, SrcPort: 123, Proto: 17, Packets: 9000, Bytes: 9000 * 468},
-		{Src: netip.MustParseAddr("192.0.2.7"), Dst: victim, DstPort: 443, Proto: 6, TCPFlags: 0x10, Packets: 1000, Bytes: 1000 * 60},
-	})
-	e.Tick(t0.Add(time.Second))
-	evs := drain(e)
-	if len(evs) != 1 {
-		t.Fatalf("events %v", kinds(evs))
+// TestLongFlowIsSpread: a NetFlow record covering 60 s of traffic at half
+// the threshold is counted over 60 s, not in one tick.
+func TestLongFlowIsSpread(t *testing.T) {
+	c := newClock(newEngine(t, testPolicy(policies.DefaultEWMA, pps(1000))))
+	rec := sources.Record{Src: netip.MustParseAddr("198.51.100.1"), Dst: victim, SrcPort: 443, DstPort: 40000, Proto: 6, TCPFlags: 0x18,
+		Packets: 500 * 60, Bytes: 500 * 60 * 1000, Length: 1000}
+	var peak float64
+	for n := range 60 * 4 * 3 { // 3 minutes, a record every 60 s
+		var batch []sources.Record
+		if n%(60*4) == 0 {
+			rec.End = c.now.UnixNano()
+			rec.Start = rec.End - int64(60*time.Second)
+			batch = []sources.Record{rec}
+		}
+		c.step(batch)
+		r, _ := c.e.Rates(Host{victim, Incoming})
+		peak = max(peak, r.PPS)
+		if n > 60 && (r.PPS < 400 || r.PPS > 600) {
+			t.Fatalf("tick %d: %.0f pps, want about 500", n, r.PPS)
+		}
 	}
-	s := evs[0].Signature
-	if s.UDP != 0.9 || s.TCP != 0.1 || s.TCPSYN != 0 || s.Direction != Incoming {
-		t.Errorf("signature shares %+v", s)
+	if len(c.evs) != 0 || peak > 600 {
+		t.Errorf("events %v, peak %.0f pps", kinds(c.evs), peak)
+	}
+}
+
+// TestCarpetBombing: 254 hosts of a /24 each at a tenth of the per-host
+// threshold are caught by the hostgroup total.
+func TestCarpetBombing(t *testing.T) {
+	th := policies.Threshold{Total: policies.Limits{PPS: 10000}, Group: policies.Limits{PPS: 100000}}
+	c := newClock(newEngine(t, testPolicy(policies.DefaultEWMA, th)))
+	var got []Event
+	for range 20 {
+		var batch []sources.Record
+		for i := 1; i < 255; i++ {
+			batch = append(batch, ntp(netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}), 1000)...)
+		}
+		got = append(got, c.step(batch)...)
+	}
+	if len(got) != 1 || got[0].Kind != AttackStarted {
+		t.Fatalf("events %v, want one group attack", kinds(got))
+	}
+	s := got[0].Signature
+	if !s.Group || s.Victim != netip.MustParsePrefix("203.0.113.0/24") || s.Metric != "group_pps" {
+		t.Errorf("signature %+v", s)
+	}
+}
+
+func TestRelativeThreshold(t *testing.T) {
+	th := policies.Threshold{Relative: policies.Relative{Factor: 4, FloorPPS: 2000}}
+	pol := testPolicy(time.Second, th)
+	pol.Hostgroups[0].Baseline = time.Minute
+	c := newClock(newEngine(t, pol))
+	for range 4 * 60 * 5 { // 5 minutes at 1000 pps: under the floor
+		c.step(ntp(victim, 1000))
+	}
+	if len(c.evs) != 0 {
+		t.Fatalf("events during learning: %v", kinds(c.evs))
+	}
+	r, _ := c.e.Rates(Host{victim, Incoming})
+	if math.Abs(r.BasePPS-1000) > 50 {
+		t.Fatalf("baseline %.0f, want about 1000", r.BasePPS)
+	}
+	for range 4 * 5 { // 3× baseline: above the floor, under 4×
+		c.step(ntp(victim, 3000))
+	}
+	if len(c.evs) != 0 {
+		t.Fatalf("3× baseline triggered: %v", kinds(c.evs))
+	}
+	for range 4 * 5 {
+		c.step(ntp(victim, 8000))
+	}
+	if len(c.evs) != 1 || c.evs[0].Signature.Metric != "relative_pps" {
+		t.Fatalf("8× baseline: events %v", c.evs)
+	}
+}
+
+func TestFlowsAndProtocolThresholds(t *testing.T) {
+	th := policies.Threshold{Total: policies.Limits{Flows: 1000}, TCPSYN: policies.Limits{PPS: 5000}}
+	mk := func(flows int, flags uint8, per uint64) []sources.Record {
+		out := make([]sources.Record, flows)
+		for i := range out {
+			out[i] = sources.Record{Src: netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), Dst: victim, SrcPort: uint16(1024 + i), DstPort: 80,
+				Proto: 6, TCPFlags: flags, Packets: per, Bytes: per * 60, Length: 60}
+		}
+		return out
+	}
+	tests := []struct {
+		name   string
+		batch  []sources.Record
+		metric string
+	}{
+		{"many flows", mk(2000, 0x10, 1), "flows"},                            // 8000 flows/s, 8 kpps of ACKs
+		{"syn flood", mk(100, 0x02, 50), "tcp_syn_pps"},                       // 20 kpps SYN from 100 flows
+		{"same rate of acks", mk(100, 0x10, 50), ""},                          // 20 kpps ACK: no limit for it
+		{"few flows", mk(200, 0x10, 1), ""},                                   // 800 flows/s
+		{"repeated flows", append(mk(200, 0x10, 1), mk(200, 0x10, 1)...), ""}, // the same 200 flows twice
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newClock(newEngine(t, testPolicy(policies.DefaultEWMA, th)))
+			for range 40 {
+				c.step(tc.batch)
+			}
+			switch {
+			case tc.metric == "" && len(c.evs) > 0:
+				t.Errorf("events %v (%s)", kinds(c.evs), c.evs[0].Signature.Reason)
+			case tc.metric != "" && (len(c.evs) == 0 || c.evs[0].Signature.Metric != tc.metric):
+				t.Errorf("events %v, want an attack on %s", c.evs, tc.metric)
+			}
+		})
 	}
 }
 
 func TestOutsideMonitoredIgnored(t *testing.T) {
-	e := newEngine(t, testPolicy(time.Second, 1))
-	feed(e, netip.MustParseAddr("192.0.2.1"), 1e6, 123)
-	e.Tick(t0.Add(time.Second))
-	if st := e.Stats(); st.Hosts != 0 || st.Monitored != 0 || st.Records != 1 {
+	c := newClock(newEngine(t, testPolicy(time.Second, pps(1))))
+	c.step(ntp(netip.MustParseAddr("192.0.2.1"), 1e6))
+	if st := c.e.Stats(); st.Hosts != 0 || st.Monitored != 0 || st.Records != 100 {
 		t.Errorf("stats %+v", st)
 	}
 }
 
 func TestBothDirections(t *testing.T) {
-	e := newEngine(t, testPolicy(time.Second, 1000))
-	other := netip.MustParseAddr("2001:db8::1")
-	e.Ingest([]sources.Record{{Src: other, Dst: netip.MustParseAddr("2001:db8::2"), Proto: 17, Packets: 5000, Bytes: 5000 * 100}})
-	e.Tick(t0.Add(time.Second))
-	evs := drain(e)
-	if len(evs) != 2 {
-		t.Fatalf("events %v, want an incoming and an outgoing attack", kinds(evs))
+	c := newClock(newEngine(t, testPolicy(time.Second, pps(1000))))
+	rec := []sources.Record{{Src: netip.MustParseAddr("2001:db8::1"), Dst: netip.MustParseAddr("2001:db8::2"), Proto: 17, Packets: 5000, Bytes: 5000 * 100}}
+	for range 10 {
+		c.step(rec)
+	}
+	if len(c.evs) != 2 {
+		t.Fatalf("events %v, want an incoming and an outgoing attack", kinds(c.evs))
 	}
 	dirs := map[Direction]netip.Prefix{}
-	for _, ev := range evs {
+	for _, ev := range c.evs {
 		dirs[ev.Signature.Direction] = ev.Signature.Victim
 	}
 	if dirs[Outgoing] != netip.MustParsePrefix("2001:db8::1/128") || dirs[Incoming] != netip.MustParsePrefix("2001:db8::2/128") {
@@ -222,32 +431,79 @@ func TestBothDirections(t *testing.T) {
 }
 
 func TestIdleHostsEvictedAndCapped(t *testing.T) {
-	e, err := New(Config{MaxHosts: 100, IdleTicks: 2}, testPolicy(time.Second, 1e9), hclog.NewNullLogger())
+	e, err := New(Config{MaxHosts: 100, IdleTime: time.Second}, testPolicy(time.Second, pps(1e9)), hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
-	batch := make([]sources.Record, 0, 256)
+	c := newClock(e)
+	var batch []sources.Record
 	for i := range 256 {
-		batch = append(batch, sources.Record{Src: netip.MustParseAddr("198.51.100.1"),
+		batch = append(batch, sources.Record{Src: netip.MustParseAddr("192.0.2.1"),
 			Dst: netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}), Proto: 17, Packets: 1, Bytes: 100})
 	}
 	e.Ingest(batch)
 	if st := e.Stats(); st.Hosts != 100 || st.Refused != 156 {
 		t.Fatalf("after ingest: %+v", st)
 	}
-	for n := 1; n <= 4; n++ {
-		e.Tick(t0.Add(time.Duration(n) * time.Second))
+	for range 10 {
+		c.step(nil)
 	}
 	if st := e.Stats(); st.Hosts != 0 || st.Evicted != 100 {
 		t.Errorf("after idle ticks: %+v", st)
 	}
 }
 
+// TestRandomDestinationsBounded: an attack spraying a /8 creates a key per
+// packet; tracked hosts stay at the cap.
+func TestRandomDestinationsBounded(t *testing.T) {
+	pol := testPolicy(time.Second, pps(1e6))
+	pol.Hostgroups[0].Prefixes = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	e, err := New(Config{MaxHosts: 50000}, pol, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := make([]sources.Record, 1000)
+	for n := range 1000 {
+		for i := range batch {
+			v := uint32(n*1000 + i)
+			batch[i] = sources.Record{Src: netip.MustParseAddr("192.0.2.1"), Dst: netip.AddrFrom4([4]byte{10, byte(v >> 16), byte(v >> 8), byte(v)}),
+				Proto: 17, Packets: 1, Bytes: 64}
+		}
+		e.Ingest(batch)
+	}
+	if st := e.Stats(); st.Hosts != 50000 || st.Refused != 1e6-50000 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestReloadKeepsRates(t *testing.T) {
+	pol := testPolicy(time.Second, pps(100000))
+	c := newClock(newEngine(t, pol))
+	for range 20 {
+		c.step(ntp(victim, 5000))
+	}
+	before, _ := c.e.Rates(Host{victim, Incoming})
+	pol2 := testPolicy(time.Second, pps(1000))
+	pol2.Hostgroups[0].Name = "renamed"
+	c.e.SetPolicy(pol2)
+	evs := c.step(ntp(victim, 5000))
+	after, _ := c.e.Rates(Host{victim, Incoming})
+	for range 2 { // the sketch needs a tick before the attack starts
+		evs = append(evs, c.step(ntp(victim, 5000))...)
+	}
+	if math.Abs(after.PPS-before.PPS) > 100 || after.Hostgroup != "renamed" {
+		t.Errorf("rates before %+v after %+v", before, after)
+	}
+	if len(evs) != 1 || evs[0].Signature.Hostgroup != "renamed" {
+		t.Errorf("events after reload %v", evs)
+	}
+}
+
 func TestIngestDoesNotAllocateForKnownHosts(t *testing.T) {
-	e := newEngine(t, testPolicy(time.Second, 1e9))
+	e := newEngine(t, testPolicy(time.Second, pps(1e9)))
 	batch := make([]sources.Record, 0, 64)
 	for i := range 64 {
-		batch = append(batch, sources.Record{Src: netip.MustParseAddr("198.51.100.1"),
+		batch = append(batch, sources.Record{Src: netip.MustParseAddr("192.0.2.1"),
 			Dst: netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}), Proto: 6, TCPFlags: 2, Packets: 1, Bytes: 60})
 	}
 	e.Ingest(batch)
@@ -259,16 +515,26 @@ func TestIngestDoesNotAllocateForKnownHosts(t *testing.T) {
 // TestTickLoop runs the real tick loop under synctest's fake clock.
 func TestTickLoop(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		e := newEngine(t, testPolicy(time.Second, 1000))
+		e := newEngine(t, testPolicy(policies.DefaultEWMA, pps(1000)))
 		if err := e.Start(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		start := time.Now()
-		feed(e, victim, 5000, 123)
+		done := make(chan struct{})
+		go func() { // 10 kpps until the attack is seen
+			defer close(done)
+			tk := time.NewTicker(tick)
+			defer tk.Stop()
+			for range 8 {
+				e.Ingest(ntp(victim, 10000))
+				<-tk.C
+			}
+		}()
 		ev := <-e.Events()
-		if ev.Kind != AttackStarted || time.Since(start) != time.Second {
-			t.Errorf("event %v after %s, want AttackStarted after 1s", ev.Kind, time.Since(start))
+		if ev.Kind != AttackStarted || time.Since(start) > 500*time.Millisecond {
+			t.Errorf("event %v after %s, want AttackStarted within 500ms", ev.Kind, time.Since(start))
 		}
+		<-done
 		if err := e.Stop(); err != nil {
 			t.Fatal(err)
 		}
@@ -279,22 +545,4 @@ func TestTickLoop(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-}
-
-func BenchmarkIngest(b *testing.B) {
-	e, err := New(Config{}, testPolicy(time.Second, 1e12), hclog.NewNullLogger())
-	if err != nil {
-		b.Fatal(err)
-	}
-	batch := make([]sources.Record, 1024)
-	for i := range batch {
-		batch[i] = sources.Record{Src: netip.MustParseAddr("198.51.100.1"),
-			Dst: netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}), Proto: 17, Packets: 1, Bytes: 100}
-	}
-	e.Ingest(batch)
-	b.ReportAllocs()
-	for b.Loop() {
-		e.Ingest(batch)
-	}
-	b.ReportMetric(float64(b.N*len(batch))/b.Elapsed().Seconds(), "records/s")
 }

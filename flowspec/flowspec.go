@@ -1,8 +1,9 @@
 // Package flowspec owns what Floodgate announces: the Announcement model
-// (RTBH routes today; FlowSpec rules per RFC 8955/8956 next), the safety
-// checks every announcement passes whatever asked for it, and the
-// conversion to GoBGP API paths. It decides what a route looks like, never
-// when to announce it.
+// (RTBH routes per RFC 7999, FlowSpec rules per RFC 8955 and RFC 8956), the
+// builder that turns an attack's shape into the narrowest rule covering it,
+// the safety checks every announcement passes whatever asked for it, and
+// the conversion to GoBGP API paths. It decides what a route looks like,
+// never when to announce it.
 package flowspec
 
 import (
@@ -25,13 +26,17 @@ type Kind uint8
 
 // Announcement kinds.
 const (
-	RTBH Kind = iota + 1 // remotely triggered blackhole (RFC 7999)
+	RTBH     Kind = iota + 1 // remotely triggered blackhole (RFC 7999)
+	FlowSpec                 // FlowSpec rule (RFC 8955, RFC 8956)
 )
 
-// String names the kind.
+// String names the kind as policies do.
 func (k Kind) String() string {
-	if k == RTBH {
-		return "rtbh"
+	switch k {
+	case RTBH:
+		return policies.KindRTBH
+	case FlowSpec:
+		return policies.KindFlowSpec
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -41,22 +46,39 @@ func (k Kind) String() string {
 // exactly it.
 type Announcement struct {
 	Kind Kind
-	// Prefix is the destination: the victim host for RTBH.
+	// Prefix is the blackholed prefix (RTBH).
 	Prefix netip.Prefix
-	// Communities are the standard communities attached, in order.
+	// Communities are the standard communities of an RTBH route.
 	Communities []policies.Community
-	// NextHop is the route's next hop; invalid means the session's own
+	// NextHop is the RTBH next hop; invalid means the session's own
 	// address.
 	NextHop netip.Addr
+	// Rule and Action are the FlowSpec rule.
+	Rule   *Rule
+	Action Action
 }
 
 // Key identifies the announcement's NLRI, stable across processes.
-func (a Announcement) Key() string {
+func (a *Announcement) Key() string {
+	if a.Kind == FlowSpec && a.Rule != nil {
+		return "flowspec:" + a.Rule.String()
+	}
 	return a.Kind.String() + ":" + a.Prefix.String()
 }
 
+// Destination is the destination prefix the announcement affects.
+func (a *Announcement) Destination() netip.Prefix {
+	if a.Kind == FlowSpec && a.Rule != nil {
+		return a.Rule.Dst
+	}
+	return a.Prefix
+}
+
 // String describes the announcement for logs.
-func (a Announcement) String() string {
+func (a *Announcement) String() string {
+	if a.Kind == FlowSpec && a.Rule != nil {
+		return fmt.Sprintf("flowspec [%s] then %s", a.Rule, a.Action)
+	}
 	cs := make([]string, len(a.Communities))
 	for i, c := range a.Communities {
 		cs[i] = c.String()
@@ -65,20 +87,22 @@ func (a Announcement) String() string {
 	if a.NextHop.IsValid() {
 		nh = a.NextHop.String()
 	}
-	return fmt.Sprintf("%s %s communities [%s] next-hop %s", a.Kind, a.Prefix, strings.Join(cs, " "), nh)
+	return fmt.Sprintf("rtbh %s communities [%s] next-hop %s", a.Prefix, strings.Join(cs, " "), nh)
 }
 
-// NewRTBH returns the blackhole announcement for victim: the host route
-// (/32 or /128) with BLACKHOLE, NO_EXPORT and the configured communities,
-// and the configured next hop of its family.
-func NewRTBH(victim netip.Addr, g policies.BGP) Announcement {
-	victim = victim.Unmap()
-	a := Announcement{
-		Kind:        RTBH,
-		Prefix:      netip.PrefixFrom(victim, victim.BitLen()),
-		Communities: append([]policies.Community{policies.Blackhole, policies.NoExport}, g.Communities...),
+// NewRTBH returns the blackhole announcement for a prefix: BLACKHOLE,
+// NO_EXPORT, the global communities, then extra; the configured next hop
+// of its family.
+func NewRTBH(p netip.Prefix, g policies.BGP, extra []policies.Community) Announcement {
+	p = netip.PrefixFrom(p.Addr().Unmap(), min(p.Bits(), p.Addr().Unmap().BitLen())).Masked()
+	comms := append([]policies.Community{policies.Blackhole, policies.NoExport}, g.Communities...)
+	for _, c := range extra {
+		if !slices.Contains(comms, c) {
+			comms = append(comms, c)
+		}
 	}
-	if victim.Is4() {
+	a := Announcement{Kind: RTBH, Prefix: p, Communities: comms}
+	if p.Addr().Is4() {
 		a.NextHop = g.NextHopIPv4
 	} else {
 		a.NextHop = g.NextHopIPv6
@@ -86,84 +110,207 @@ func NewRTBH(victim netip.Addr, g policies.BGP) Announcement {
 	return a
 }
 
+// HostPrefix returns addr as a /32 or /128.
+func HostPrefix(addr netip.Addr) netip.Prefix {
+	addr = addr.Unmap()
+	return netip.PrefixFrom(addr, addr.BitLen())
+}
+
+// NewFlowSpec returns the FlowSpec announcement of a rule and the policy
+// action.
+func NewFlowSpec(r Rule, act *policies.FlowSpecAction) (Announcement, error) {
+	a := Announcement{Kind: FlowSpec, Rule: &r}
+	switch act.Action {
+	case "discard":
+		a.Action = Action{Kind: Discard}
+	case "rate-limit":
+		a.Action = Action{Kind: RateLimit, RateBytes: float32(act.RateBPS) / 8}
+	case "redirect":
+		asn, v, err := policies.ParseRouteTarget(act.Redirect)
+		if err != nil {
+			return a, err
+		}
+		a.Action = Action{Kind: Redirect, RTASN: asn, RTValue: v}
+	case "mark":
+		a.Action = Action{Kind: Mark, DSCP: act.DSCP}
+	default:
+		return a, fmt.Errorf("unknown flowspec action %q", act.Action)
+	}
+	return a, nil
+}
+
 // ErrRefused wraps every safety refusal.
 var ErrRefused = errors.New("announcement refused")
 
-// Check applies the safety rules to a: the prefix is a host route inside a
-// monitored hostgroup, and the next hop matches its family. It returns the
-// hostgroup, or an error wrapping ErrRefused that says why.
-func Check(a Announcement, pol *policies.Policy) (*policies.Hostgroup, error) {
-	if !a.Prefix.IsValid() {
-		return nil, fmt.Errorf("%w: no destination prefix", ErrRefused)
+// Refusal reasons, for counting.
+const (
+	ReasonNoDestination = "no_destination"
+	ReasonMalformed     = "malformed"
+	ReasonOutside       = "outside_monitored"
+	ReasonWhitelisted   = "whitelisted"
+	ReasonTooBroad      = "too_broad"
+	ReasonTooLarge      = "too_large"
+)
+
+// RefusedError says why an announcement was refused.
+type RefusedError struct {
+	Reason string // one of the Reason constants
+	Detail string
+}
+
+func (e *RefusedError) Error() string { return "announcement refused: " + e.Detail }
+
+// Unwrap makes errors.Is(err, ErrRefused) true.
+func (e *RefusedError) Unwrap() error { return ErrRefused }
+
+func refuse(reason, format string, args ...any) error {
+	return &RefusedError{Reason: reason, Detail: fmt.Sprintf(format, args...)}
+}
+
+// Check applies the safety rules to a, whatever asked for it, and returns
+// the hostgroup the destination is in:
+//   - there is a destination prefix, host bits clear, not IPv4-mapped;
+//   - it lies inside a monitored hostgroup, and no whitelisted prefix of
+//     that hostgroup overlaps it;
+//   - an RTBH prefix is a host route, unless a response of the hostgroup
+//     blackholes that prefix length; it carries BLACKHOLE and its next hop
+//     matches its family;
+//   - a FlowSpec rule's encoding fits (see MaxNLRILen).
+func Check(a *Announcement, pol *policies.Policy) (*policies.Hostgroup, error) {
+	p := a.Destination()
+	if !p.IsValid() {
+		return nil, refuse(ReasonNoDestination, "no destination prefix")
 	}
-	if a.Prefix.Addr().Is4In6() {
-		return nil, fmt.Errorf("%w: %s is IPv4-mapped", ErrRefused, a.Prefix)
+	if p.Addr().Is4In6() || p.Masked() != p {
+		return nil, refuse(ReasonMalformed, "destination %s is IPv4-mapped or has host bits set", p)
 	}
-	if a.Prefix.Masked() != a.Prefix {
-		return nil, fmt.Errorf("%w: %s has host bits set", ErrRefused, a.Prefix)
+	hg, ok := pol.Covering(p)
+	if !ok {
+		return nil, refuse(ReasonOutside, "%s is outside every monitored network", p)
+	}
+	for _, w := range hg.Whitelist {
+		if w.Overlaps(p) {
+			return nil, refuse(ReasonWhitelisted, "%s overlaps whitelisted %s of hostgroup %q", p, w, hg.Name)
+		}
 	}
 	switch a.Kind {
 	case RTBH:
-		if a.Prefix.Bits() != a.Prefix.Addr().BitLen() {
-			return nil, fmt.Errorf("%w: RTBH prefix %s is not a host route", ErrRefused, a.Prefix)
+		if p.Bits() != p.Addr().BitLen() && !allowsRTBHLength(hg, p) {
+			return nil, refuse(ReasonTooBroad, "RTBH prefix %s is not a host route and no response of hostgroup %q blackholes /%d", p, hg.Name, p.Bits())
+		}
+		if !slices.Contains(a.Communities, policies.Blackhole) {
+			return nil, refuse(ReasonMalformed, "RTBH %s lacks the BLACKHOLE community", p)
+		}
+		if a.NextHop.IsValid() && a.NextHop.Is4() != p.Addr().Is4() {
+			return nil, refuse(ReasonMalformed, "next hop %s does not match %s", a.NextHop, p)
+		}
+	case FlowSpec:
+		if a.Rule == nil {
+			return nil, refuse(ReasonNoDestination, "flowspec announcement without a rule")
+		}
+		if _, err := a.Rule.NLRI(); err != nil {
+			if errors.Is(err, ErrRuleTooLarge) {
+				return nil, refuse(ReasonTooLarge, "%v", err)
+			}
+			return nil, refuse(ReasonMalformed, "%v", err)
+		}
+		if _, err := a.Action.ExtCommunity(); err != nil {
+			return nil, refuse(ReasonMalformed, "%v", err)
 		}
 	default:
-		return nil, fmt.Errorf("%w: unknown kind %d", ErrRefused, a.Kind)
-	}
-	if a.NextHop.IsValid() && a.NextHop.Is4() != a.Prefix.Addr().Is4() {
-		return nil, fmt.Errorf("%w: next hop %s does not match %s", ErrRefused, a.NextHop, a.Prefix)
-	}
-	if !slices.Contains(a.Communities, policies.Blackhole) {
-		return nil, fmt.Errorf("%w: RTBH %s lacks the BLACKHOLE community", ErrRefused, a.Prefix)
-	}
-	hg, ok := pol.Covering(a.Prefix)
-	if !ok {
-		return nil, fmt.Errorf("%w: %s is outside every monitored network", ErrRefused, a.Prefix)
+		return nil, refuse(ReasonMalformed, "unknown kind %d", a.Kind)
 	}
 	return hg, nil
 }
 
+func allowsRTBHLength(hg *policies.Hostgroup, p netip.Prefix) bool {
+	for _, r := range hg.Responses {
+		for _, act := range []*policies.RTBHAction{r.RTBH, escalationRTBH(r)} {
+			if act == nil {
+				continue
+			}
+			if (p.Addr().Is4() && act.PrefixLength4 == p.Bits()) || (p.Addr().Is6() && act.PrefixLength6 == p.Bits()) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func escalationRTBH(r *policies.Response) *policies.RTBHAction {
+	if r.Escalate == nil {
+		return nil
+	}
+	return r.Escalate.RTBH
+}
+
 // Family returns the address family the announcement is sent in.
-func (a Announcement) Family() string {
-	if a.Prefix.Addr().Is4() {
+func (a *Announcement) Family() string {
+	v4 := a.Destination().Addr().Is4()
+	switch {
+	case a.Kind == FlowSpec && v4:
+		return "ipv4-flowspec"
+	case a.Kind == FlowSpec:
+		return "ipv6-flowspec"
+	case v4:
 		return "ipv4-unicast"
 	}
 	return "ipv6-unicast"
 }
 
 // Path converts the announcement into a GoBGP API path.
-func (a Announcement) Path() (*api.Path, error) {
-	if a.Kind != RTBH {
+func (a *Announcement) Path() (*api.Path, error) {
+	attrs := []bgp.PathAttributeInterface{bgp.NewPathAttributeOrigin(bgp.BGP_ORIGIN_ATTR_TYPE_INCOMPLETE)}
+	var nlri bgp.AddrPrefixInterface
+	switch a.Kind {
+	case RTBH:
+		comms := make([]uint32, len(a.Communities))
+		for i, c := range a.Communities {
+			comms[i] = uint32(c)
+		}
+		bits := uint8(a.Prefix.Bits())
+		if a.Prefix.Addr().Is4() {
+			nh := "0.0.0.0"
+			if a.NextHop.IsValid() {
+				nh = a.NextHop.String()
+			}
+			nlri = bgp.NewIPAddrPrefix(bits, a.Prefix.Addr().String())
+			attrs = append(attrs, bgp.NewPathAttributeNextHop(nh))
+		} else {
+			nh := "::"
+			if a.NextHop.IsValid() {
+				nh = a.NextHop.String()
+			}
+			nlri = bgp.NewIPv6AddrPrefix(bits, a.Prefix.Addr().String())
+			attrs = append(attrs, bgp.NewPathAttributeMpReachNLRI(nh, []bgp.AddrPrefixInterface{nlri}))
+		}
+		attrs = append(attrs, bgp.NewPathAttributeCommunities(comms))
+	case FlowSpec:
+		if a.Rule == nil {
+			return nil, errors.New("flowspec announcement without a rule")
+		}
+		var err error
+		if nlri, err = a.Rule.NLRI(); err != nil {
+			return nil, err
+		}
+		ec, err := a.Action.ExtCommunity()
+		if err != nil {
+			return nil, err
+		}
+		// GoBGP needs a next hop even for FlowSpec, which has none.
+		nh := "0.0.0.0"
+		if !a.Rule.Dst.Addr().Is4() {
+			nh = "::"
+		}
+		attrs = append(attrs,
+			bgp.NewPathAttributeMpReachNLRI(nh, []bgp.AddrPrefixInterface{nlri}),
+			bgp.NewPathAttributeExtendedCommunities([]bgp.ExtendedCommunityInterface{ec}))
+	default:
 		return nil, fmt.Errorf("path for %s: unsupported kind", a.Kind)
 	}
-	comms := make([]uint32, len(a.Communities))
-	for i, c := range a.Communities {
-		comms[i] = uint32(c)
-	}
-	attrs := []bgp.PathAttributeInterface{
-		bgp.NewPathAttributeOrigin(bgp.BGP_ORIGIN_ATTR_TYPE_INCOMPLETE),
-	}
-	var nlri bgp.AddrPrefixInterface
-	bits := uint8(a.Prefix.Bits())
-	if a.Prefix.Addr().Is4() {
-		nh := "0.0.0.0"
-		if a.NextHop.IsValid() {
-			nh = a.NextHop.String()
-		}
-		nlri = bgp.NewIPAddrPrefix(bits, a.Prefix.Addr().String())
-		attrs = append(attrs, bgp.NewPathAttributeNextHop(nh))
-	} else {
-		nh := "::"
-		if a.NextHop.IsValid() {
-			nh = a.NextHop.String()
-		}
-		nlri = bgp.NewIPv6AddrPrefix(bits, a.Prefix.Addr().String())
-		attrs = append(attrs, bgp.NewPathAttributeMpReachNLRI(nh, []bgp.AddrPrefixInterface{nlri}))
-	}
-	attrs = append(attrs, bgp.NewPathAttributeCommunities(comms))
 	p, err := apiutil.NewPath(nlri, false, attrs, time.Unix(0, 0))
 	if err != nil {
-		return nil, fmt.Errorf("path for %s: %w", a.Prefix, err)
+		return nil, fmt.Errorf("path for %s: %w", a.Key(), err)
 	}
 	return p, nil
 }

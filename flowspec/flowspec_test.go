@@ -12,80 +12,103 @@ import (
 	"github.com/floodgate-ddos/floodgate/policies"
 )
 
+var cmpNet = cmp.Options{
+	cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
+	cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }),
+}
+
 func testPolicy() *policies.Policy {
 	return &policies.Policy{
 		BGP: policies.BGP{Communities: []policies.Community{0xfde8029a}, NextHopIPv4: netip.MustParseAddr("192.0.2.1")},
 		Hostgroups: []*policies.Hostgroup{{
-			Name:     "customers",
-			Prefixes: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24"), netip.MustParsePrefix("2001:db8::/32")},
+			Name:      "customers",
+			Prefixes:  []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24"), netip.MustParsePrefix("2001:db8::/32")},
+			Whitelist: []netip.Prefix{netip.MustParsePrefix("203.0.113.53/32")},
+			Responses: []*policies.Response{{Name: "wide", RTBH: &policies.RTBHAction{PrefixLength4: 28, PrefixLength6: 128}}},
 		}},
 	}
 }
 
 func TestNewRTBH(t *testing.T) {
 	pol := testPolicy()
-	a := NewRTBH(netip.MustParseAddr("::ffff:203.0.113.10"), pol.BGP)
+	a := NewRTBH(HostPrefix(netip.MustParseAddr("::ffff:203.0.113.10")), pol.BGP, []policies.Community{0xfde80001, policies.NoExport})
 	want := Announcement{
 		Kind:        RTBH,
 		Prefix:      netip.MustParsePrefix("203.0.113.10/32"),
-		Communities: []policies.Community{policies.Blackhole, policies.NoExport, 0xfde8029a},
+		Communities: []policies.Community{policies.Blackhole, policies.NoExport, 0xfde8029a, 0xfde80001},
 		NextHop:     netip.MustParseAddr("192.0.2.1"),
 	}
-	if diff := cmp.Diff(a, want, cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
-		cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
+	if diff := cmp.Diff(a, want, cmpNet); diff != "" {
 		t.Errorf("NewRTBH (-got +want):\n%s", diff)
 	}
-	if a.Key() != "rtbh:203.0.113.10/32" {
-		t.Errorf("key %q", a.Key())
+	if a.Key() != "rtbh:203.0.113.10/32" || a.Family() != "ipv4-unicast" {
+		t.Errorf("key %q family %q", a.Key(), a.Family())
 	}
-	if a6 := NewRTBH(netip.MustParseAddr("2001:db8::10"), pol.BGP); a6.Prefix.Bits() != 128 || a6.NextHop.IsValid() {
-		t.Errorf("IPv6 RTBH %s", a6)
+	if a6 := NewRTBH(HostPrefix(netip.MustParseAddr("2001:db8::10")), pol.BGP, nil); a6.Prefix.Bits() != 128 || a6.NextHop.IsValid() {
+		t.Errorf("IPv6 RTBH %s", a6.String())
 	}
+}
+
+func fs(r Rule) *Announcement {
+	a, err := NewFlowSpec(r, &policies.FlowSpecAction{Action: "discard"})
+	if err != nil {
+		panic(err)
+	}
+	return &a
 }
 
 func TestCheck(t *testing.T) {
 	pol := testPolicy()
-	ok := NewRTBH(netip.MustParseAddr("203.0.113.10"), pol.BGP)
-	mod := func(f func(*Announcement)) Announcement {
-		a := ok
-		a.Communities = append([]policies.Community(nil), ok.Communities...)
-		f(&a)
-		return a
+	rtbh := func(p string) *Announcement {
+		a := NewRTBH(netip.MustParsePrefix(p), pol.BGP, nil)
+		return &a
+	}
+	mod := func(a *Announcement, f func(*Announcement)) *Announcement { f(a); return a }
+	var bigPorts []Range
+	for i := range 17 {
+		bigPorts = append(bigPorts, Single(uint32(1000+i)))
 	}
 	tests := []struct {
-		name string
-		a    Announcement
-		ok   bool
+		name   string
+		a      *Announcement
+		reason string // "" means accepted
 	}{
-		{"host route inside", ok, true},
-		{"ipv6 host route inside", NewRTBH(netip.MustParseAddr("2001:db8::10"), pol.BGP), true},
-		{"outside monitored", NewRTBH(netip.MustParseAddr("198.51.100.1"), pol.BGP), false},
-		{"default route", mod(func(a *Announcement) { a.Prefix = netip.MustParsePrefix("0.0.0.0/0") }), false},
-		{"whole hostgroup", mod(func(a *Announcement) { a.Prefix = netip.MustParsePrefix("203.0.113.0/24") }), false},
-		{"no prefix", mod(func(a *Announcement) { a.Prefix = netip.Prefix{} }), false},
-		{"host bits", mod(func(a *Announcement) { a.Prefix = netip.PrefixFrom(netip.MustParseAddr("203.0.113.10"), 24) }), false},
-		{"no blackhole community", mod(func(a *Announcement) { a.Communities = a.Communities[1:] }), false},
-		{"next hop family", mod(func(a *Announcement) { a.NextHop = netip.MustParseAddr("2001:db8::1") }), false},
-		{"unknown kind", mod(func(a *Announcement) { a.Kind = 0 }), false},
+		{"host route inside", rtbh("203.0.113.10/32"), ""},
+		{"ipv6 host route inside", rtbh("2001:db8::10/128"), ""},
+		{"allowed shorter rtbh", rtbh("203.0.113.16/28"), ""},
+		{"rtbh /64 not allowed", rtbh("2001:db8::/64"), ReasonTooBroad},
+		{"outside monitored", rtbh("198.51.100.1/32"), ReasonOutside},
+		{"default route", rtbh("0.0.0.0/0"), ReasonOutside},
+		{"whitelisted host", rtbh("203.0.113.53/32"), ReasonWhitelisted},
+		{"no blackhole community", mod(rtbh("203.0.113.10/32"), func(a *Announcement) { a.Communities = a.Communities[1:] }), ReasonMalformed},
+		{"next hop family", mod(rtbh("203.0.113.10/32"), func(a *Announcement) { a.NextHop = netip.MustParseAddr("2001:db8::1") }), ReasonMalformed},
+		{"flowspec host", fs(Rule{Dst: netip.MustParsePrefix("203.0.113.10/32"), Protocols: []uint8{17}}), ""},
+		{"flowspec without destination", fs(Rule{Protocols: []uint8{17}}), ReasonNoDestination},
+		{"flowspec 0/0", fs(Rule{Dst: netip.MustParsePrefix("0.0.0.0/0")}), ReasonOutside},
+		{"flowspec broader than hostgroup", fs(Rule{Dst: netip.MustParsePrefix("203.0.112.0/23")}), ReasonOutside},
+		{"flowspec over whitelist", fs(Rule{Dst: netip.MustParsePrefix("203.0.113.0/24"), Protocols: []uint8{17}}), ReasonWhitelisted},
+		{"flowspec too many ports", fs(Rule{Dst: netip.MustParsePrefix("203.0.113.10/32"), SrcPorts: bigPorts}), ReasonTooLarge},
+		{"flowspec mixed families", fs(Rule{Dst: netip.MustParsePrefix("203.0.113.10/32"), Src: netip.MustParsePrefix("2001:db8::/64")}), ReasonMalformed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			hg, err := Check(tc.a, pol)
-			if tc.ok {
+			if tc.reason == "" {
 				if err != nil || hg.Name != "customers" {
 					t.Errorf("Check = %v, %v; want customers", hg, err)
 				}
 				return
 			}
-			if !errors.Is(err, ErrRefused) {
-				t.Errorf("Check error = %v, want ErrRefused", err)
+			var re *RefusedError
+			if !errors.As(err, &re) || !errors.Is(err, ErrRefused) || re.Reason != tc.reason {
+				t.Errorf("Check error = %v, want reason %s", err, tc.reason)
 			}
 		})
 	}
 }
 
-// TestPath decodes the GoBGP path back into BGP attributes.
-func TestPath(t *testing.T) {
+// TestRTBHPath decodes the GoBGP path back into BGP attributes.
+func TestRTBHPath(t *testing.T) {
 	pol := testPolicy()
 	tests := []struct {
 		victim, nlri, nexthop string
@@ -95,7 +118,8 @@ func TestPath(t *testing.T) {
 		{"2001:db8::10", "2001:db8::10/128", "::", bgp.RF_IPv6_UC},
 	}
 	for _, tc := range tests {
-		p, err := NewRTBH(netip.MustParseAddr(tc.victim), pol.BGP).Path()
+		a := NewRTBH(HostPrefix(netip.MustParseAddr(tc.victim)), pol.BGP, nil)
+		p, err := a.Path()
 		if err != nil {
 			t.Fatalf("Path: %v", err)
 		}
@@ -127,6 +151,95 @@ func TestPath(t *testing.T) {
 		}
 		if nh != tc.nexthop {
 			t.Errorf("next hop %q, want %q", nh, tc.nexthop)
+		}
+	}
+}
+
+// TestFlowSpecPath checks the encoded NLRI and action of FlowSpec paths
+// as GoBGP decodes them.
+func TestFlowSpecPath(t *testing.T) {
+	tests := []struct {
+		name   string
+		rule   Rule
+		action policies.FlowSpecAction
+		nlri   string
+		ext    string
+	}{
+		{"ntp discard", Rule{Dst: netip.MustParsePrefix("203.0.113.10/32"), Protocols: []uint8{17}, SrcPorts: []Range{Single(123)}},
+			policies.FlowSpecAction{Action: "discard"},
+			"[destination: 203.0.113.10/32][protocol: ==udp][source-port: ==123]", "discard"},
+		{"syn rate limit", Rule{Dst: netip.MustParsePrefix("203.0.113.10/32"), Protocols: []uint8{6}, DstPorts: []Range{Single(80), Single(443)},
+			TCPFlagsSet: FlagSYN, TCPFlagsUnset: FlagACK},
+			policies.FlowSpecAction{Action: "rate-limit", RateBPS: 8_000_000},
+			"[destination: 203.0.113.10/32][protocol: ==tcp][destination-port: ==80 ==443][tcp-flags: =S&!A]", "rate: 1000000.000000"},
+		{"fragments redirect", Rule{Dst: netip.MustParsePrefix("203.0.113.0/28"), Fragment: FragIsFragment, PacketLengths: []Range{{1000, 1500}}},
+			policies.FlowSpecAction{Action: "redirect", Redirect: "65000:100"},
+			"[destination: 203.0.113.0/28][packet-length: >=1000&<=1500][fragment: is-fragment]", "redirect: 65000:100"},
+		{"ipv6 mark", Rule{Dst: netip.MustParsePrefix("2001:db8::10/128"), Protocols: []uint8{17}, SrcPorts: []Range{Single(53)}},
+			policies.FlowSpecAction{Action: "mark", DSCP: 8},
+			"[destination: 2001:db8::10/128/0][protocol: ==udp][source-port: ==53]", "remark: 8"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a, err := NewFlowSpec(tc.rule, &tc.action)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := a.Path()
+			if err != nil {
+				t.Fatal(err)
+			}
+			nlri, err := apiutil.GetNativeNlri(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if nlri.String() != tc.nlri {
+				t.Errorf("nlri\n%s\nwant\n%s", nlri, tc.nlri)
+			}
+			attrs, err := apiutil.GetNativePathAttributes(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ext := ""
+			for _, at := range attrs {
+				if e, ok := at.(*bgp.PathAttributeExtendedCommunities); ok {
+					ext = e.Value[0].String()
+				}
+			}
+			if ext != tc.ext {
+				t.Errorf("action %q, want %q", ext, tc.ext)
+			}
+		})
+	}
+}
+
+// TestNLRISizeLimit: rules near GoBGP's 240-byte limit are refused before
+// they reach it, and every accepted rule round-trips through GoBGP.
+func TestNLRISizeLimit(t *testing.T) {
+	for n := 1; n <= MaxListValues; n++ {
+		r := Rule{Dst: netip.MustParsePrefix("2001:db8::10/128"), Src: netip.MustParsePrefix("2001:db8:bad::/48"), Protocols: []uint8{6, 17}}
+		for i := range n {
+			r.SrcPorts = append(r.SrcPorts, Range{uint32(1000 + 10*i), uint32(1005 + 10*i)})
+			r.DstPorts = append(r.DstPorts, Range{uint32(2000 + 10*i), uint32(2005 + 10*i)})
+			r.PacketLengths = append(r.PacketLengths, Range{uint32(100 + 10*i), uint32(105 + 10*i)})
+		}
+		nlri, err := r.NLRI()
+		if err != nil {
+			if !errors.Is(err, ErrRuleTooLarge) {
+				t.Fatalf("%d values: %v", n, err)
+			}
+			continue
+		}
+		b, err := nlri.Serialize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		back := bgp.NewFlowSpecIPv6Unicast(nil)
+		if err := back.DecodeFromBytes(b); err != nil {
+			t.Fatalf("%d values, %d bytes: decode: %v", n, len(b), err)
+		}
+		if back.String() != nlri.String() {
+			t.Fatalf("%d values, %d bytes: round trip\n%s\n%s", n, len(b), back, nlri)
 		}
 	}
 }

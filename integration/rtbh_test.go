@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -70,12 +71,17 @@ bgp {
     families      = ["ipv4-unicast", "ipv6-unicast"]
   }
 }
+mitigation { state_file = "%s" }
 hostgroup "customers" {
   prefixes = ["203.0.113.0/24", "198.51.100.0/24", "2001:db8::/32"]
   threshold "incoming" { pps = %d }
-  ban_time = "%s"
+  response "blackhole" {
+    rtbh {}
+    duration = "%s"
+  }
 }
-`, nfPort, controllerASN, routerAddr, router.BGPAddr().Port(), routerASN, controllerAddr, thresholdPPS, banTime)
+`, nfPort, controllerASN, routerAddr, router.BGPAddr().Port(), routerASN, controllerAddr,
+		filepath.Join(t.TempDir(), "state.db"), thresholdPPS, banTime)
 	fg := lab.StartFloodgate(t, bin, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

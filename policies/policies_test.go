@@ -48,8 +48,13 @@ hostgroup "customers" {
     bps = "1.5Gbps"
   }
   threshold "outgoing" { pps = 5000 }
-  ewma     = "2s"
-  ban_time = "5m"
+  ewma     = "3s"
+  baseline = "1h"
+}
+mitigation {
+  dry_run    = true
+  max_active = 500
+  state_file = "/tmp/state.db"
 }
 `
 	pol, err := parseOne(t, src)
@@ -65,14 +70,16 @@ hostgroup "customers" {
 				Workers: 2, DefaultSampling: 100, Sampling: map[netip.Addr]uint32{netip.MustParseAddr("192.0.2.1"): 1000}},
 			{Name: "switches", Protocol: "sflow", Listen: netip.MustParseAddrPort("[::1]:6343")},
 		},
-		BGP: BGP{ASN: 65000, RouterID: netip.MustParseAddr("192.0.2.254")},
+		BGP:        BGP{ASN: 65000, RouterID: netip.MustParseAddr("192.0.2.254")},
+		Mitigation: Mitigation{DryRun: true, MaxActive: 500, StateFile: "/tmp/state.db"},
 		Hostgroups: []*Hostgroup{{
 			Name:     "customers",
 			Prefixes: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24"), netip.MustParsePrefix("2001:db8::/32")},
-			Incoming: Threshold{PPS: 20000, BPS: 1_500_000_000},
-			Outgoing: Threshold{PPS: 5000},
-			EWMA:     2 * time.Second,
-			BanTime:  5 * time.Minute,
+			Incoming: Threshold{Total: Limits{PPS: 20000, BPS: 1_500_000_000}},
+			Outgoing: Threshold{Total: Limits{PPS: 5000}},
+			EWMA:     3 * time.Second,
+			Baseline: time.Hour,
+			MaxRules: DefaultMaxRules,
 		}},
 	}
 	if diff := cmp.Diff(pol, want, cmpAddr); diff != "" {
@@ -95,8 +102,11 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("global defaults: log %+v tick %s", pol.Log, pol.Detection.Tick)
 	}
 	h := pol.Hostgroups[0]
-	if h.EWMA != DefaultEWMA || h.BanTime != DefaultBanTime {
-		t.Errorf("hostgroup defaults: ewma %s ban %s", h.EWMA, h.BanTime)
+	if h.EWMA != DefaultEWMA || h.Baseline != DefaultBaseline || h.MaxRules != DefaultMaxRules || h.Incoming.Enabled() {
+		t.Errorf("hostgroup defaults: %+v", h)
+	}
+	if pol.Mitigation != (Mitigation{MaxActive: DefaultMaxActive, StateFile: DefaultStateFile}) {
+		t.Errorf("mitigation defaults: %+v", pol.Mitigation)
 	}
 }
 
@@ -116,15 +126,17 @@ bgp {
     passive  = true
     multihop = 3
     password = "secret"
+    announce = ["rtbh"]
   }
 }`)
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
 	}
 	want := []Neighbor{
-		{Name: "v4", Address: netip.MustParseAddr("192.0.2.1"), ASN: 65001, Port: 179, Families: []string{"ipv4-unicast"}},
+		{Name: "v4", Address: netip.MustParseAddr("192.0.2.1"), ASN: 65001, Port: 179,
+			Families: []string{"ipv4-unicast", "ipv4-flowspec", "ipv6-flowspec"}, Announce: []string{"rtbh", "flowspec"}},
 		{Name: "v6", Address: netip.MustParseAddr("2001:db8::1"), ASN: 65000, Port: 1179, Passive: true, Multihop: 3,
-			Password: "secret", Families: []string{"ipv6-unicast"}},
+			Password: "secret", Families: []string{"ipv6-unicast"}, Announce: []string{"rtbh"}},
 	}
 	if diff := cmp.Diff(pol.BGP.Neighbors, want, cmpAddr); diff != "" {
 		t.Errorf("neighbors (-got +want):\n%s", diff)
@@ -139,15 +151,15 @@ func TestErrors(t *testing.T) {
 		src  string
 		want string // file:line:col: and a part of the message
 	}{
-		{"unknown attribute", minimal + "hostgroup \"a\" {\n  prefixes = [\"192.0.2.0/24\"]\n  ban_tme = \"5m\"\n}\n",
-			`test.hcl:8:3: Unsupported argument: An argument named "ban_tme" is not expected here. Did you mean "ban_time"?`},
+		{"unknown attribute", minimal + "hostgroup \"a\" {\n  prefixes = [\"192.0.2.0/24\"]\n  baseline_ = \"5m\"\n}\n",
+			`test.hcl:8:3: Unsupported argument: An argument named "baseline_" is not expected here. Did you mean "baseline"?`},
 		{"unknown block", minimal + "hostgrup \"a\" {}\n",
 			`test.hcl:6:1: Unsupported block type: Blocks of type "hostgrup" are not expected here. Did you mean "hostgroup"?`},
 		{"bad cidr", minimal + "hostgroup \"a\" {\n  prefixes = [\"192.0.2.0/24\", \"192.0.2.300/24\"]\n}\n",
 			`test.hcl:7:31: Invalid prefix: "192.0.2.300/24" is not a CIDR prefix`},
 		{"host bits", minimal + "hostgroup \"a\" {\n  prefixes = [\"192.0.2.1/24\"]\n}\n",
 			`test.hcl:7:15: Prefix has host bits set: "192.0.2.1/24" has bits set past /24; write "192.0.2.0/24"`},
-		{"bad duration", minimal + "hostgroup \"a\" {\n  prefixes = [\"192.0.2.0/24\"]\n  ban_time = \"10 minutes\"\n}\n",
+		{"bad duration", minimal + "hostgroup \"a\" {\n  prefixes = [\"192.0.2.0/24\"]\n  baseline = \"10 minutes\"\n}\n",
 			`test.hcl:8:14: Invalid duration: "10 minutes" is not a duration; write a number with a unit`},
 		{"bad rate", minimal + "hostgroup \"a\" {\n  prefixes = [\"192.0.2.0/24\"]\n  threshold \"incoming\" { pps = \"20k\" }\n}\n",
 			`test.hcl:8:32: Invalid rate: "20k" does not end in pps`},

@@ -25,9 +25,28 @@ type Policy struct {
 	Listeners []Listener
 	// BGP is the embedded speaker and its neighbours.
 	BGP BGP
+	// Mitigation holds global mitigation settings.
+	Mitigation Mitigation
 	// Hostgroups are the monitored networks, in the order they were
-	// defined. Prefixes do not repeat across hostgroups.
+	// defined, with the defaults block applied. Prefixes do not repeat
+	// across hostgroups.
 	Hostgroups []*Hostgroup
+}
+
+// Mitigation holds global mitigation settings.
+type Mitigation struct {
+	// DryRun logs announcements instead of sending them.
+	DryRun bool
+	// MaxActive caps the mitigations active at once across all
+	// hostgroups. Default 10000.
+	MaxActive int
+	// StateFile is the crash-safe store of active mitigations.
+	// Default "floodgate.db" in the working directory.
+	StateFile string
+	// WithdrawOnShutdown withdraws every route when the daemon stops.
+	// By default routes stay announced until their expiry, so that a
+	// restart within it is seamless.
+	WithdrawOnShutdown bool
 }
 
 // Log configures logging.
@@ -40,8 +59,8 @@ type Log struct {
 
 // Detection holds global detection settings.
 type Detection struct {
-	// Tick is how often counters become rates. Default 1s, at least
-	// 100ms.
+	// Tick is how often counters become rates. Default 250ms, at
+	// least 100ms.
 	Tick time.Duration
 }
 
@@ -75,8 +94,6 @@ type BGP struct {
 	// Listen is where the speaker accepts sessions. Invalid (the zero
 	// value) means it does not listen and only connects out.
 	Listen netip.AddrPort
-	// DryRun logs announcements instead of sending them.
-	DryRun bool
 	// Communities are added to every RTBH announcement, after BLACKHOLE
 	// (65535:666) and NO_EXPORT.
 	Communities []Community
@@ -116,36 +133,142 @@ type Neighbor struct {
 	// (0: directly connected).
 	Multihop uint8
 	// Families are the address families negotiated: "ipv4-unicast",
-	// "ipv6-unicast". Default: the unicast family of Address.
+	// "ipv6-unicast", "ipv4-flowspec", "ipv6-flowspec". Default: derived
+	// from Announce and the family of Address (unicast of the session's
+	// own family for RTBH, both FlowSpec families for FlowSpec).
 	Families []string
+	// Announce lists the announcement kinds the neighbour gets: "rtbh",
+	// "flowspec". Default both.
+	Announce []string
 }
 
 // Hostgroup is a set of monitored prefixes with their thresholds and
-// response.
+// responses, the defaults block applied.
 type Hostgroup struct {
 	// Name is unique across all files.
 	Name string
 	// Prefixes are the monitored networks (host bits clear).
 	Prefixes []netip.Prefix
-	// Incoming and Outgoing are the per-host thresholds by direction.
+	// Incoming and Outgoing are the thresholds by direction.
 	Incoming, Outgoing Threshold
-	// EWMA is the time constant of rate smoothing. Default 1s.
+	// EWMA is the time constant of rate smoothing. Default 2s.
 	EWMA time.Duration
-	// BanTime is how long a mitigation stays announced. Default 10m.
-	BanTime time.Duration
+	// Baseline is the time constant of the slow EWMA that learns each
+	// host's normal rate, for relative thresholds. Default 15m.
+	Baseline time.Duration
+	// Whitelist are prefixes never mitigated, even inside Prefixes.
+	Whitelist []netip.Prefix
+	// MaxRules caps the mitigations active at once for the hostgroup.
+	// Default 100.
+	MaxRules int
+	// Responses are evaluated in order for each attack; the first whose
+	// When matches decides. The hostgroup's own come first, then those of
+	// the defaults block.
+	Responses []*Response
 }
 
-// Threshold is a set of per-host rate limits; zero fields are off. An
-// attack starts when any enabled rate is crossed.
+// Threshold holds the limits for one direction. Zero limits are off. An
+// attack starts when any enabled limit is crossed by a smoothed rate.
 type Threshold struct {
-	// PPS is packets per second.
-	PPS uint64
-	// BPS is bits per second.
-	BPS uint64
+	// Total applies to all traffic of a host.
+	Total Limits
+	// Per-protocol limits: TCP, TCP SYN without ACK, UDP, ICMP (v4 and
+	// v6), IP fragments.
+	TCP, TCPSYN, UDP, ICMP, Fragment Limits
+	// Group applies to the sum over all hosts of the hostgroup, to catch
+	// attacks spread thinly over many hosts.
+	Group Limits
+	// Relative, when Factor > 0, is a limit relative to each host's
+	// baseline on its total traffic.
+	Relative Relative
+}
+
+// Limits are rates per second; zero is off.
+type Limits struct {
+	PPS   uint64 // packets per second
+	BPS   uint64 // bits per second
+	Flows uint64 // new flows per second
+}
+
+// Set reports whether any limit is on.
+func (l Limits) Set() bool { return l.PPS > 0 || l.BPS > 0 || l.Flows > 0 }
+
+// Relative is a threshold relative to the baseline: crossed when a rate is
+// over Factor times its baseline and over its floor.
+type Relative struct {
+	Factor   float64
+	FloorPPS uint64
+	FloorBPS uint64
 }
 
 // Enabled reports whether any limit is set.
-func (t Threshold) Enabled() bool { return t.PPS > 0 || t.BPS > 0 }
+func (t Threshold) Enabled() bool {
+	return t.Total.Set() || t.TCP.Set() || t.TCPSYN.Set() || t.UDP.Set() || t.ICMP.Set() ||
+		t.Fragment.Set() || t.Group.Set() || t.Relative.Factor > 0
+}
+
+// Response says what to announce for an attack that matches When.
+type Response struct {
+	// Name identifies the response in logs and mitigations.
+	Name string
+	// When is the compiled condition over the attack signature; nil
+	// matches every attack.
+	When *Condition
+	// FlowSpec, if set, announces a FlowSpec rule.
+	FlowSpec *FlowSpecAction
+	// RTBH, if set, announces a blackhole route.
+	RTBH *RTBHAction
+	// Duration is how long the mitigation stays announced. Default 10m.
+	Duration time.Duration
+	// Extend pushes the expiry back by Duration while the attack lasts.
+	// Default true.
+	Extend bool
+	// Hold keeps the mitigation at least this long after the attack
+	// ended. Default 0.
+	Hold time.Duration
+	// Escalate, if set, adds a stronger announcement when the attack is
+	// still on after a while.
+	Escalate *Escalation
+	// File and Line locate the response's definition, for logs.
+	File string
+	Line int
+}
+
+// Mitigates reports whether the response announces anything.
+func (r *Response) Mitigates() bool { return r.FlowSpec != nil || r.RTBH != nil }
+
+// FlowSpecAction is how a FlowSpec rule treats the matched traffic.
+type FlowSpecAction struct {
+	// Action is "discard", "rate-limit", "redirect" or "mark".
+	Action string
+	// RateBPS is the rate limit in bits per second (rate-limit).
+	RateBPS uint64
+	// Redirect is the route target to redirect to, "ASN:value" (redirect).
+	Redirect string
+	// DSCP is the code point to mark with (mark).
+	DSCP uint8
+	// Coverage is the share of the attack's traffic the rule must match;
+	// the rule builder adds match components while they keep at least
+	// this share. Default 0.9.
+	Coverage float64
+}
+
+// RTBHAction is a blackhole route.
+type RTBHAction struct {
+	// Communities are added to the global rtbh_communities.
+	Communities []Community
+	// PrefixLength is the blackholed prefix length (default the host:
+	// 32 or 128). Shorter prefixes must stay inside the hostgroup.
+	PrefixLength4, PrefixLength6 int
+}
+
+// Escalation adds an announcement when the attack is still on After the
+// mitigation started.
+type Escalation struct {
+	After    time.Duration
+	FlowSpec *FlowSpecAction
+	RTBH     *RTBHAction
+}
 
 // Hostgroup returns the hostgroup with the given name.
 func (p *Policy) Hostgroup(name string) (*Hostgroup, bool) {

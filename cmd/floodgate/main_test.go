@@ -56,7 +56,7 @@ bgp {
 
 hostgroup "a" {
   prefixes = ["192.0.2.0/24", "192.0.2.300/24"]
-  ban_tme  = "5m"
+  baseline_ = "5m"
   ewma     = "fast"
 }
 `
@@ -64,7 +64,7 @@ hostgroup "a" {
 		t.Fatal(err)
 	}
 	want := []string{
-		bad + `:11:3: Unsupported argument: An argument named "ban_tme" is not expected here. Did you mean "ban_time"?`,
+		bad + `:11:3: Unsupported argument: An argument named "baseline_" is not expected here. Did you mean "baseline"?`,
 	}
 	for _, cmd := range []string{"check", "run"} {
 		code, _, errOut := run(cmd, "--config", bad)
@@ -83,7 +83,7 @@ hostgroup "a" {
 
 	// Semantic errors are all reported in one go once the syntax and
 	// schema are right.
-	src = strings.Replace(src, "  ban_tme  = \"5m\"\n", "", 1)
+	src = strings.Replace(src, "  baseline_ = \"5m\"\n", "", 1)
 	if err := os.WriteFile(bad, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}

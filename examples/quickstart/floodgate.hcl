@@ -15,7 +15,7 @@ log {
 }
 
 detection {
-  tick = "1s" # how often counters become rates (100ms to 1m)
+  tick = "250ms" # how often counters become rates (100ms to 1m)
 }
 
 sources {
@@ -41,8 +41,6 @@ bgp {
   router_id = "192.0.2.254"
   # listen  = "0.0.0.0:179" # accept sessions; by default Floodgate only dials out
 
-  dry_run = false # true: log what would be announced, send nothing
-
   # Added to every blackhole route after 65535:666 (BLACKHOLE) and
   # 65535:65281 (NO_EXPORT).
   rtbh_communities = ["65000:666"]
@@ -55,8 +53,15 @@ bgp {
   #   # passive  = false
   #   # password = "tcp-md5-key"
   #   # multihop = 2
-  #   # families = ["ipv4-unicast", "ipv6-unicast"]
+  #   # announce = ["rtbh", "flowspec"] # what this router gets
+  #   # families = ["ipv4-unicast", "ipv4-flowspec", "ipv6-flowspec"]
   # }
+}
+
+mitigation {
+  dry_run    = false          # true: log what would be announced, send nothing
+  max_active = 10000          # cap on mitigations active at once
+  state_file = "floodgate.db" # active mitigations survive a restart
 }
 
 # Monitored networks. A host is in the hostgroup with the most specific
@@ -70,12 +75,30 @@ hostgroup "documentation" {
   ]
 
   # Per-host limits on traffic towards a host. Numbers, or strings with
-  # units: "20kpps", "1.5Mpps"; "500Mbps", "2Gbps".
+  # units: "20kpps", "1.5Mpps"; "500Mbps", "2Gbps"; flows per second
+  # "5kfps".
   threshold "incoming" {
     pps = "20kpps"
     bps = "1Gbps"
+    udp { pps = "10kpps" }
   }
 
-  ewma     = "1s"  # time constant of rate smoothing
-  ban_time = "10m" # how long a blackhole stays announced after detection
+  ewma = "2s" # time constant of rate smoothing
+
+  # Responses, first match wins. A reflection attack (one UDP source port
+  # carries most of it) gets a FlowSpec discard for exactly that port;
+  # anything else a blackhole of the victim.
+  response "reflection" {
+    when = attack.protocol == "udp" && attack.top_src_port.share > 0.8
+    flowspec {
+      action = "discard"
+    }
+    duration = "10m"
+  }
+
+  response "blackhole" {
+    rtbh {}
+    duration = "10m"
+    hold     = "1m" # keep the route a minute after the attack ended
+  }
 }

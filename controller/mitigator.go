@@ -1,0 +1,783 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/floodgate-ddos/floodgate/detect"
+	"github.com/floodgate-ddos/floodgate/flowspec"
+	"github.com/floodgate-ddos/floodgate/policies"
+)
+
+// Mitigation is one active announcement and why it exists. It is what the
+// store keeps.
+type Mitigation struct {
+	// Key is the announcement's key.
+	Key string
+	// Announcement is what was sent.
+	Announcement flowspec.Announcement
+	// Hostgroup and Response name the policy that made it ("manual" for
+	// a manual ban).
+	Hostgroup, Response string
+	// AttackID is the attack that caused it (0 for a manual ban).
+	AttackID uint64
+	// Victim is the attacked host or prefix.
+	Victim netip.Prefix
+	// Reason explains it, for operators.
+	Reason string
+	// Started is when it was announced; Expires when it will be
+	// withdrawn unless extended.
+	Started, Expires time.Time
+	// Duration, Extend and Hold are the response's settings.
+	Duration time.Duration
+	Extend   bool
+	Hold     time.Duration
+	// EscalateAt, when set, is when an escalation is announced if the
+	// attack is still on; Escalated records that it was.
+	EscalateAt time.Time
+	Escalated  bool
+	// Escalation marks a mitigation announced by an escalation.
+	Escalation bool
+	// AttackEnded is when the attack ended (zero while it goes on, or
+	// not known).
+	AttackEnded time.Time
+	// DryRun marks a mitigation that was logged, not sent.
+	DryRun bool
+	// Manual marks a ban from the CLI or API.
+	Manual bool
+}
+
+// MitigatorConfig holds the mitigation loop's settings.
+type MitigatorConfig struct {
+	// Now is the clock. Nil means time.Now.
+	Now func() time.Time
+	// RetryWithdraw is how long to wait before retrying a failed
+	// withdrawal. Zero means 5s.
+	RetryWithdraw time.Duration
+}
+
+// Announcer sends announcements to routers. The mitigation loop is its
+// only caller.
+type Announcer interface {
+	// Announce sends a, replacing any route with the same key.
+	Announce(ctx context.Context, a *flowspec.Announcement) error
+	// Withdraw removes exactly the route with a's key.
+	Withdraw(ctx context.Context, a *flowspec.Announcement) error
+}
+
+// Counters of the mitigation loop.
+type MitigatorStats struct {
+	Active      int
+	Announced   uint64
+	Withdrawn   uint64
+	Extended    uint64
+	Escalations uint64
+	Failures    uint64
+	// Refused counts refusals by reason (flowspec.Reason* and "cap",
+	// "hostgroup_cap").
+	Refused map[string]uint64
+}
+
+// Mitigator turns attack events into announcements per policy and
+// withdraws them when their time has passed. Its event loop is the only
+// owner of mitigation state; everything else asks it through channels.
+type Mitigator struct {
+	cfg       MitigatorConfig
+	log       hclog.Logger
+	announcer Announcer
+	store     *Store
+	pol       atomic.Pointer[policies.Policy]
+	events    <-chan detect.Event
+
+	// Owned by the loop.
+	active  map[string]*Mitigation
+	attacks map[uint64]detect.Signature // attacks going on
+
+	ops chan func(context.Context)
+
+	announced, withdrawn, extended, escalations, failures atomic.Uint64
+	refusedMu                                             sync.Mutex
+	refused                                               map[string]uint64
+	activeN                                               atomic.Int64
+
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// NewMitigator returns a mitigator that reads events, keeps state in
+// store and announces through announcer. It starts nothing.
+func NewMitigator(cfg MitigatorConfig, pol *policies.Policy, events <-chan detect.Event, announcer Announcer, store *Store, logger hclog.Logger) *Mitigator {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.RetryWithdraw <= 0 {
+		cfg.RetryWithdraw = 5 * time.Second
+	}
+	m := &Mitigator{
+		cfg:       cfg,
+		log:       logger.Named("mitigation"),
+		announcer: announcer,
+		store:     store,
+		events:    events,
+		active:    map[string]*Mitigation{},
+		attacks:   map[uint64]detect.Signature{},
+		ops:       make(chan func(context.Context)),
+		refused:   map[string]uint64{},
+	}
+	m.pol.Store(pol)
+	return m
+}
+
+// SetPolicy makes pol the policy for new decisions. Mitigations already
+// announced keep the settings of the policy that made them.
+func (m *Mitigator) SetPolicy(pol *policies.Policy) { m.pol.Store(pol) }
+
+// Start restores the stored mitigations (re-announcing those that have not
+// expired, dropping those that have) and runs the event loop until Stop or
+// until ctx is done.
+func (m *Mitigator) Start(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cancel != nil {
+		return errors.New("mitigation: already started")
+	}
+	if err := m.restore(ctx); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	m.cancel, m.done = cancel, make(chan struct{})
+	go func() {
+		defer close(m.done)
+		m.loop(ctx)
+	}()
+	return nil
+}
+
+// Stop ends the event loop and waits for it. With withdraw_on_shutdown
+// every route is withdrawn and forgotten; otherwise the mitigations stay
+// in the store and are re-announced at the next start until they expire.
+func (m *Mitigator) Stop() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cancel == nil {
+		return nil
+	}
+	m.cancel()
+	<-m.done
+	m.cancel = nil
+	if len(m.active) == 0 {
+		return nil
+	}
+	if m.pol.Load().Mitigation.WithdrawOnShutdown {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		for _, mt := range m.active {
+			m.withdraw(ctx, mt, "shutdown")
+		}
+		return nil
+	}
+	m.log.Info("mitigations kept for the next start", "count", len(m.active),
+		"note", "routes go with the BGP sessions now and are re-announced at the next start until they expire")
+	return nil
+}
+
+func (m *Mitigator) restore(ctx context.Context) error {
+	if m.store == nil {
+		return nil
+	}
+	stored, err := m.store.Load()
+	if err != nil {
+		m.log.Error("some stored mitigations could not be read", "error", err.Error())
+	}
+	now := m.cfg.Now()
+	pol := m.pol.Load()
+	for _, mt := range stored {
+		if !now.Before(mt.Expires) {
+			m.log.Info("stored mitigation expired while stopped", "key", mt.Key, "expired", mt.Expires.Format(time.RFC3339))
+			if err := m.store.Delete(mt.Key); err != nil {
+				return fmt.Errorf("mitigation: %w", err)
+			}
+			continue
+		}
+		if _, err := flowspec.Check(&mt.Announcement, pol); err != nil {
+			m.log.Warn("stored mitigation no longer allowed by the policy; dropped", "key", mt.Key, "error", err.Error())
+			if err := m.store.Delete(mt.Key); err != nil {
+				return fmt.Errorf("mitigation: %w", err)
+			}
+			continue
+		}
+		// The attack's state was lost with the restart: treat it as
+		// over, so the mitigation ends at its expiry unless detection
+		// sees the attack again.
+		if mt.AttackEnded.IsZero() {
+			mt.AttackEnded = now
+		}
+		mt.DryRun = mt.DryRun || pol.Mitigation.DryRun
+		if !mt.DryRun {
+			if err := m.announcer.Announce(ctx, &mt.Announcement); err != nil {
+				return fmt.Errorf("mitigation: re-announce %s: %w", mt.Key, err)
+			}
+		}
+		m.active[mt.Key] = mt
+		m.log.Info("restored mitigation", "announcement", mt.Announcement.String(), "expires", mt.Expires.Format(time.RFC3339), "dry_run", mt.DryRun)
+	}
+	m.activeN.Store(int64(len(m.active)))
+	return nil
+}
+
+// do runs f in the event loop and waits for it.
+func (m *Mitigator) do(ctx context.Context, f func(context.Context)) error {
+	done := make(chan struct{})
+	op := func(ctx context.Context) { f(ctx); close(done) }
+	select {
+	case m.ops <- op:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Active returns the active mitigations, ordered by start time.
+func (m *Mitigator) Active(ctx context.Context) ([]Mitigation, error) {
+	var out []Mitigation
+	err := m.do(ctx, func(context.Context) {
+		for _, mt := range m.active {
+			out = append(out, *mt)
+		}
+	})
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Started.Equal(out[j].Started) {
+			return out[i].Key < out[j].Key
+		}
+		return out[i].Started.Before(out[j].Started)
+	})
+	return out, err
+}
+
+// Stats returns the loop's counters.
+func (m *Mitigator) Stats() MitigatorStats {
+	m.refusedMu.Lock()
+	refused := make(map[string]uint64, len(m.refused))
+	for k, v := range m.refused {
+		refused[k] = v
+	}
+	m.refusedMu.Unlock()
+	return MitigatorStats{
+		Active: int(m.activeN.Load()), Announced: m.announced.Load(), Withdrawn: m.withdrawn.Load(),
+		Extended: m.extended.Load(), Escalations: m.escalations.Load(), Failures: m.failures.Load(), Refused: refused,
+	}
+}
+
+func (m *Mitigator) refuse(reason string) {
+	m.refusedMu.Lock()
+	m.refused[reason]++
+	m.refusedMu.Unlock()
+}
+
+func (m *Mitigator) loop(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		m.activeN.Store(int64(len(m.active)))
+		timer.Reset(m.nextWake())
+		select {
+		case <-ctx.Done():
+			return
+		case ev := <-m.events:
+			m.handle(ctx, ev)
+		case <-timer.C:
+			m.wake(ctx)
+		case op := <-m.ops:
+			op(ctx)
+		}
+	}
+}
+
+// nextWake returns how long until the earliest expiry or escalation.
+func (m *Mitigator) nextWake() time.Duration {
+	now := m.cfg.Now()
+	next := time.Hour
+	for _, mt := range m.active {
+		next = min(next, mt.Expires.Sub(now))
+		if !mt.EscalateAt.IsZero() && !mt.Escalated {
+			next = min(next, mt.EscalateAt.Sub(now))
+		}
+	}
+	return max(next, 0)
+}
+
+func (m *Mitigator) handle(ctx context.Context, ev detect.Event) {
+	sig := ev.Signature
+	now := m.cfg.Now()
+	switch ev.Kind {
+	case detect.AttackStarted:
+		m.attacks[sig.ID] = sig
+		m.respond(ctx, sig, now)
+	case detect.AttackUpdated:
+		m.attacks[sig.ID] = sig
+		m.refine(ctx, sig, now)
+	case detect.AttackEnded:
+		delete(m.attacks, sig.ID)
+		for _, mt := range m.active {
+			if mt.AttackID != sig.ID || !mt.AttackEnded.IsZero() {
+				continue
+			}
+			mt.AttackEnded = now
+			if end := now.Add(mt.Hold); end.After(mt.Expires) {
+				mt.Expires = end
+			}
+			m.persist(mt)
+		}
+	}
+}
+
+// attackView is what response conditions see of a signature.
+func attackView(s *detect.Signature) policies.Attack {
+	return policies.Attack{
+		Victim:          s.Victim.Addr().String(),
+		IPVersion:       map[bool]int{true: 4, false: 6}[s.Victim.Addr().Is4()],
+		Direction:       s.Direction.String(),
+		Hostgroup:       s.Hostgroup,
+		Protocol:        s.Dominant(),
+		PPS:             s.PPS,
+		BPS:             s.BPS,
+		Flows:           s.Flows,
+		PeakPPS:         s.PeakPPS,
+		PeakBPS:         s.PeakBPS,
+		Share:           map[string]float64{"tcp": s.TCP, "tcp_syn": s.TCPSYN, "udp": s.UDP, "icmp": s.ICMP, "fragment": s.Fragment, "other": s.Other},
+		TopSrcPort:      policies.PortShare{Port: detect.Top(s.SrcPorts).Value, Share: detect.Top(s.SrcPorts).Share},
+		TopDstPort:      policies.PortShare{Port: detect.Top(s.DstPorts).Value, Share: detect.Top(s.DstPorts).Share},
+		AvgPacketLength: s.AvgLength,
+		Reason:          s.Reason,
+	}
+}
+
+// shapeOf is what the rule builder needs of a signature.
+func shapeOf(s *detect.Signature) flowspec.Shape {
+	conv := func(l []detect.Share) []flowspec.Share {
+		out := make([]flowspec.Share, len(l))
+		for i, x := range l {
+			out[i] = flowspec.Share{Value: x.Value, Share: x.Share}
+		}
+		return out
+	}
+	sh := flowspec.Shape{Victim: s.Victim, Protocols: conv(s.Protocols), SrcPorts: conv(s.SrcPorts), DstPorts: conv(s.DstPorts),
+		Fragment: s.Fragment}
+	if len(sh.Protocols) == 0 { // no sketch: fall back on the class shares
+		for _, c := range []struct {
+			p int
+			v float64
+		}{{6, s.TCP}, {17, s.UDP}, {1, s.ICMP}} {
+			if c.v > 0 {
+				sh.Protocols = append(sh.Protocols, flowspec.Share{Value: c.p, Share: c.v})
+			}
+		}
+		sort.Slice(sh.Protocols, func(i, j int) bool { return sh.Protocols[i].Share > sh.Protocols[j].Share })
+	}
+	if s.TCP > 0 {
+		sh.TCPSYN = s.TCPSYN
+	}
+	lo := 0
+	for i, hi := range detect.LengthBounds {
+		sh.Lengths = append(sh.Lengths, flowspec.LengthShare{Lo: uint16(lo), Hi: uint16(hi), Share: s.Lengths[i]})
+		lo = hi + 1
+	}
+	sh.Lengths = append(sh.Lengths, flowspec.LengthShare{Lo: uint16(lo), Hi: 65535, Share: s.Lengths[len(detect.LengthBounds)]})
+	return sh
+}
+
+// match returns the first response of the attack's hostgroup whose
+// condition holds.
+func (m *Mitigator) match(pol *policies.Policy, sig *detect.Signature) (*policies.Hostgroup, *policies.Response) {
+	hg, ok := pol.Hostgroup(sig.Hostgroup)
+	if !ok {
+		if hg, ok = pol.Covering(sig.Victim); !ok {
+			return nil, nil
+		}
+	}
+	view := attackView(sig)
+	for _, r := range hg.Responses {
+		ok, err := r.When.Match(view)
+		if err != nil {
+			m.log.Warn("response condition failed", "response", r.Name, "error", err.Error())
+			continue
+		}
+		if ok {
+			return hg, r
+		}
+	}
+	return hg, nil
+}
+
+func (m *Mitigator) respond(ctx context.Context, sig detect.Signature, now time.Time) {
+	pol := m.pol.Load()
+	hg, r := m.match(pol, &sig)
+	switch {
+	case hg == nil:
+		m.log.Warn("attack outside every hostgroup of the policy", "victim", sig.Victim.String())
+		return
+	case r == nil:
+		m.log.Info("no response matched: not mitigated", "attack", sig.ID, "victim", sig.Victim.String(), "hostgroup", hg.Name)
+		return
+	case !r.Mitigates():
+		m.log.Info("response mitigates nothing", "attack", sig.ID, "victim", sig.Victim.String(), "response", r.Name)
+		return
+	case sig.Direction != detect.Incoming:
+		m.log.Info("outgoing attack: not mitigated (announcements protect the destination)", "attack", sig.ID,
+			"host", sig.Victim.Addr().String(), "response", r.Name)
+		return
+	}
+	m.announceAll(ctx, pol, hg, r, r.FlowSpec, r.RTBH, &sig, now, false)
+}
+
+// announceAll announces what a response (or its escalation) asks for.
+func (m *Mitigator) announceAll(ctx context.Context, pol *policies.Policy, hg *policies.Hostgroup, r *policies.Response,
+	fs *policies.FlowSpecAction, rt *policies.RTBHAction, sig *detect.Signature, now time.Time, escalation bool) {
+	if fs != nil {
+		a, err := flowspec.NewFlowSpec(flowspec.Build(shapeOf(sig), fs.Coverage), fs)
+		if err != nil {
+			m.log.Error("cannot build flowspec rule", "response", r.Name, "error", err.Error())
+		} else {
+			m.apply(ctx, pol, hg, r, a, sig, now, escalation)
+		}
+	}
+	if rt != nil {
+		p, ok := rtbhPrefix(sig, rt)
+		if !ok {
+			m.refuse(flowspec.ReasonTooBroad)
+			m.log.Warn("announcement refused", "response", r.Name, "victim", sig.Victim.String(),
+				"error", fmt.Sprintf("the victim is a /%d; set prefix_length_ipv4/ipv6 in the response's rtbh block to blackhole it whole", sig.Victim.Bits()))
+		} else {
+			m.apply(ctx, pol, hg, r, flowspec.NewRTBH(p, pol.BGP, rt.Communities), sig, now, escalation)
+		}
+	}
+}
+
+// rtbhPrefix is the prefix to blackhole for an attack: the victim widened
+// to the response's prefix length. A victim wider than that length (an
+// attack on a hostgroup total) cannot be blackholed by it.
+func rtbhPrefix(sig *detect.Signature, rt *policies.RTBHAction) (netip.Prefix, bool) {
+	l := rt.PrefixLength4
+	if !sig.Victim.Addr().Is4() {
+		l = rt.PrefixLength6
+	}
+	if sig.Victim.Bits() < l {
+		return netip.Prefix{}, false
+	}
+	return netip.PrefixFrom(sig.Victim.Addr(), l).Masked(), true
+}
+
+func (m *Mitigator) countHostgroup(name string) int {
+	n := 0
+	for _, mt := range m.active {
+		if mt.Hostgroup == name {
+			n++
+		}
+	}
+	return n
+}
+
+// apply checks a, then extends the mitigation with its key or announces a
+// new one (stored first).
+func (m *Mitigator) apply(ctx context.Context, pol *policies.Policy, hg *policies.Hostgroup, r *policies.Response,
+	a flowspec.Announcement, sig *detect.Signature, now time.Time, escalation bool) {
+	if _, err := flowspec.Check(&a, pol); err != nil {
+		reason := "malformed"
+		var re *flowspec.RefusedError
+		if errors.As(err, &re) {
+			reason = re.Reason
+		}
+		m.refuse(reason)
+		m.log.Warn("announcement refused", "announcement", a.String(), "response", r.Name, "error", err.Error())
+		return
+	}
+	key := a.Key()
+	if mt, ok := m.active[key]; ok {
+		mt.AttackID, mt.AttackEnded = sig.ID, time.Time{}
+		if exp := now.Add(r.Duration); exp.After(mt.Expires) {
+			mt.Expires = exp
+		}
+		m.extended.Add(1)
+		m.persist(mt)
+		m.log.Info("mitigation extended", "key", key, "attack", sig.ID, "expires", mt.Expires.Format(time.RFC3339))
+		return
+	}
+	if len(m.active) >= pol.Mitigation.MaxActive {
+		m.refuse("cap")
+		m.log.Warn("announcement refused", "announcement", a.String(), "error", fmt.Sprintf("%d mitigations active, the global cap", len(m.active)))
+		return
+	}
+	if n := m.countHostgroup(hg.Name); n >= hg.MaxRules {
+		m.refuse("hostgroup_cap")
+		m.log.Warn("announcement refused", "announcement", a.String(), "error", fmt.Sprintf("%d mitigations active for hostgroup %q, its max_rules", n, hg.Name))
+		return
+	}
+	mt := &Mitigation{
+		Key: key, Announcement: a, Hostgroup: hg.Name, Response: r.Name, AttackID: sig.ID, Victim: sig.Victim,
+		Reason:  fmt.Sprintf("attack %d on %s (%s): %s", sig.ID, sig.Victim, sig.Direction, sig.Reason),
+		Started: now, Expires: now.Add(r.Duration), Duration: r.Duration, Extend: r.Extend, Hold: r.Hold,
+		Escalation: escalation, DryRun: pol.Mitigation.DryRun,
+	}
+	if r.Escalate != nil && !escalation {
+		mt.EscalateAt = now.Add(r.Escalate.After)
+	}
+	m.announce(ctx, mt)
+}
+
+// announce stores mt, then sends it; a mitigation that cannot be stored
+// is not sent, so the store always accounts for every route.
+func (m *Mitigator) announce(ctx context.Context, mt *Mitigation) bool {
+	if m.store != nil {
+		if err := m.store.Put(mt); err != nil {
+			m.failures.Add(1)
+			m.log.Error("cannot store mitigation: not announced", "key", mt.Key, "error", err.Error())
+			return false
+		}
+	}
+	if mt.DryRun {
+		m.log.Info("dry run: would announce", "announcement", mt.Announcement.String(), "duration", mt.Duration.String(), "reason", mt.Reason)
+	} else if err := m.announcer.Announce(ctx, &mt.Announcement); err != nil {
+		m.failures.Add(1)
+		m.log.Error("announce failed", "announcement", mt.Announcement.String(), "error", err.Error())
+		if m.store != nil {
+			_ = m.store.Delete(mt.Key)
+		}
+		return false
+	} else {
+		m.log.Info("announced", "announcement", mt.Announcement.String(), "hostgroup", mt.Hostgroup, "response", mt.Response,
+			"duration", mt.Duration.String(), "reason", mt.Reason)
+	}
+	m.announced.Add(1)
+	m.active[mt.Key] = mt
+	return true
+}
+
+func (m *Mitigator) persist(mt *Mitigation) {
+	if m.store == nil {
+		return
+	}
+	if err := m.store.Put(mt); err != nil {
+		m.failures.Add(1)
+		m.log.Error("cannot update stored mitigation", "key", mt.Key, "error", err.Error())
+	}
+}
+
+// withdraw sends the withdrawal and forgets mt; on failure it retries later.
+func (m *Mitigator) withdraw(ctx context.Context, mt *Mitigation, why string) bool {
+	if !mt.DryRun {
+		if err := m.announcer.Withdraw(ctx, &mt.Announcement); err != nil {
+			m.failures.Add(1)
+			mt.Expires = m.cfg.Now().Add(m.cfg.RetryWithdraw)
+			m.log.Error("withdraw failed, will retry", "key", mt.Key, "retry_in", m.cfg.RetryWithdraw.String(), "error", err.Error())
+			return false
+		}
+	}
+	if m.store != nil {
+		if err := m.store.Delete(mt.Key); err != nil {
+			m.failures.Add(1)
+			m.log.Error("cannot delete stored mitigation", "key", mt.Key, "error", err.Error())
+		}
+	}
+	delete(m.active, mt.Key)
+	m.withdrawn.Add(1)
+	m.log.Info("withdrawn", "announcement", mt.Announcement.String(), "why", why,
+		"active_for", m.cfg.Now().Sub(mt.Started).Round(time.Millisecond).String(), "dry_run", mt.DryRun)
+	return true
+}
+
+// refine replaces a mitigation's FlowSpec rule when an updated signature
+// calls for another one: the new rule is announced before the old one is
+// withdrawn, and never are both kept.
+func (m *Mitigator) refine(ctx context.Context, sig detect.Signature, now time.Time) {
+	pol := m.pol.Load()
+	for _, mt := range m.active {
+		if mt.AttackID != sig.ID || mt.Manual || mt.Announcement.Kind != flowspec.FlowSpec {
+			continue
+		}
+		hg, ok := pol.Hostgroup(mt.Hostgroup)
+		if !ok {
+			continue
+		}
+		act := responseFlowSpec(hg, mt.Response, mt.Escalation)
+		if act == nil {
+			continue
+		}
+		a, err := flowspec.NewFlowSpec(flowspec.Build(shapeOf(&sig), act.Coverage), act)
+		if err != nil || a.Key() == mt.Key {
+			continue
+		}
+		if _, err := flowspec.Check(&a, pol); err != nil {
+			m.log.Warn("refined rule refused; keeping the current one", "key", mt.Key, "error", err.Error())
+			continue
+		}
+		if _, taken := m.active[a.Key()]; taken {
+			continue
+		}
+		next := *mt
+		next.Key, next.Announcement, next.Started = a.Key(), a, now
+		if !m.announce(ctx, &next) {
+			continue
+		}
+		m.log.Info("rule refined", "attack", sig.ID, "old", mt.Announcement.String(), "new", a.String())
+		m.withdraw(ctx, mt, "replaced by a refined rule")
+	}
+}
+
+func responseFlowSpec(hg *policies.Hostgroup, name string, escalation bool) *policies.FlowSpecAction {
+	for _, r := range hg.Responses {
+		if r.Name != name {
+			continue
+		}
+		if escalation {
+			if r.Escalate != nil {
+				return r.Escalate.FlowSpec
+			}
+			return nil
+		}
+		return r.FlowSpec
+	}
+	return nil
+}
+
+// wake handles expiries and escalations that are due.
+func (m *Mitigator) wake(ctx context.Context) {
+	now := m.cfg.Now()
+	pol := m.pol.Load()
+	keys := make([]string, 0, len(m.active))
+	for k := range m.active {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		mt, ok := m.active[k]
+		if !ok {
+			continue
+		}
+		sig, ongoing := m.attacks[mt.AttackID]
+		ongoing = ongoing && mt.AttackEnded.IsZero()
+		if !mt.EscalateAt.IsZero() && !mt.Escalated && !now.Before(mt.EscalateAt) {
+			mt.Escalated = true
+			m.persist(mt)
+			if ongoing {
+				m.escalate(ctx, pol, mt, &sig, now)
+			}
+		}
+		if now.Before(mt.Expires) {
+			continue
+		}
+		if ongoing && mt.Extend {
+			mt.Expires = now.Add(mt.Duration)
+			m.extended.Add(1)
+			m.persist(mt)
+			m.log.Info("attack still on: mitigation extended", "key", k, "expires", mt.Expires.Format(time.RFC3339))
+			continue
+		}
+		m.withdraw(ctx, mt, "expired")
+	}
+}
+
+func (m *Mitigator) escalate(ctx context.Context, pol *policies.Policy, mt *Mitigation, sig *detect.Signature, now time.Time) {
+	hg, ok := pol.Hostgroup(mt.Hostgroup)
+	if !ok {
+		return
+	}
+	for _, r := range hg.Responses {
+		if r.Name != mt.Response || r.Escalate == nil {
+			continue
+		}
+		m.escalations.Add(1)
+		m.log.Info("attack still on: escalating", "attack", sig.ID, "response", r.Name, "after", r.Escalate.After.String())
+		m.announceAll(ctx, pol, hg, r, r.Escalate.FlowSpec, r.Escalate.RTBH, sig, now, true)
+	}
+}
+
+// Ban is a manual mitigation request.
+type Ban struct {
+	// Announcement is what to announce (an RTBH route or a FlowSpec
+	// rule); it passes the same safety checks as automatic ones.
+	Announcement flowspec.Announcement
+	// Duration is how long it lasts.
+	Duration time.Duration
+	// Reason is kept with it.
+	Reason string
+}
+
+// ErrNotFound reports an unban of an unknown key.
+var ErrNotFound = errors.New("no such mitigation")
+
+// Ban announces a manual mitigation, or extends the one with the same key.
+func (m *Mitigator) Ban(ctx context.Context, b Ban) (Mitigation, error) {
+	var out Mitigation
+	var err error
+	derr := m.do(ctx, func(ctx context.Context) {
+		pol := m.pol.Load()
+		var hg *policies.Hostgroup
+		if hg, err = flowspec.Check(&b.Announcement, pol); err != nil {
+			var re *flowspec.RefusedError
+			if errors.As(err, &re) {
+				m.refuse(re.Reason)
+			}
+			return
+		}
+		now := m.cfg.Now()
+		key := b.Announcement.Key()
+		if mt, ok := m.active[key]; ok {
+			if exp := now.Add(b.Duration); exp.After(mt.Expires) {
+				mt.Expires = exp
+			}
+			m.persist(mt)
+			out = *mt
+			return
+		}
+		if len(m.active) >= pol.Mitigation.MaxActive {
+			m.refuse("cap")
+			err = fmt.Errorf("%w: %d mitigations active, the global cap", flowspec.ErrRefused, len(m.active))
+			return
+		}
+		mt := &Mitigation{Key: key, Announcement: b.Announcement, Hostgroup: hg.Name, Response: "manual", Victim: b.Announcement.Destination(),
+			Reason: b.Reason, Started: now, Expires: now.Add(b.Duration), Duration: b.Duration, AttackEnded: now,
+			Manual: true, DryRun: pol.Mitigation.DryRun}
+		if !m.announce(ctx, mt) {
+			err = errors.New("announce failed; see the log")
+			return
+		}
+		out = *mt
+	})
+	if derr != nil {
+		return out, derr
+	}
+	return out, err
+}
+
+// Unban withdraws the mitigation with key, manual or not.
+func (m *Mitigator) Unban(ctx context.Context, key string) error {
+	var err error
+	derr := m.do(ctx, func(ctx context.Context) {
+		mt, ok := m.active[key]
+		if !ok {
+			err = fmt.Errorf("%w: %s", ErrNotFound, key)
+			return
+		}
+		if !m.withdraw(ctx, mt, "unban") {
+			err = errors.New("withdraw failed; it will be retried")
+		}
+	})
+	if derr != nil {
+		return derr
+	}
+	return err
+}

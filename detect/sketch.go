@@ -1,0 +1,197 @@
+package detect
+
+import (
+	"net/netip"
+	"slices"
+
+	"github.com/floodgate-ddos/floodgate/sources"
+)
+
+// topK counts the heaviest keys of a stream in fixed memory with the
+// space-saving algorithm: a key not tracked replaces the lightest one and
+// inherits its count, so a heavy hitter is never lost.
+type topK[K comparable] struct {
+	keys   []K
+	counts []float64
+}
+
+func newTopK[K comparable](n int) topK[K] {
+	return topK[K]{keys: make([]K, 0, n), counts: make([]float64, 0, n)}
+}
+
+func (t *topK[K]) add(k K, w float64) {
+	for i := range t.keys {
+		if t.keys[i] == k {
+			t.counts[i] += w
+			return
+		}
+	}
+	if len(t.keys) < cap(t.keys) {
+		t.keys = append(t.keys, k)
+		t.counts = append(t.counts, w)
+		return
+	}
+	min := 0
+	for i := 1; i < len(t.counts); i++ {
+		if t.counts[i] < t.counts[min] {
+			min = i
+		}
+	}
+	t.keys[min] = k
+	t.counts[min] += w
+}
+
+func (t *topK[K]) decay(f float64) {
+	for i := range t.counts {
+		t.counts[i] *= f
+	}
+}
+
+// top returns up to n keys with their counts divided by total, heaviest
+// first.
+func (t *topK[K]) top(n int, total float64) ([]K, []float64) {
+	idx := make([]int, len(t.keys))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int {
+		switch {
+		case t.counts[a] > t.counts[b]:
+			return -1
+		case t.counts[a] < t.counts[b]:
+			return 1
+		}
+		return 0
+	})
+	if len(idx) > n {
+		idx = idx[:n]
+	}
+	keys := make([]K, 0, len(idx))
+	shares := make([]float64, 0, len(idx))
+	for _, i := range idx {
+		if total <= 0 || t.counts[i] <= 0 {
+			break
+		}
+		keys = append(keys, t.keys[i])
+		shares = append(shares, min(1, t.counts[i]/total))
+	}
+	return keys, shares
+}
+
+// Sketch sizes and report lengths.
+const (
+	sketchPorts    = 32
+	sketchPrefixes = 32
+	sketchProtos   = 8
+	sketchFlags    = 16
+	reportTop      = 5
+	maxSamples     = 8
+	sketchDecay    = 0.8 // per tick: shares reflect the last second or so
+)
+
+// sketch describes the shape of one host's traffic. It exists only while
+// the host is suspect or attacked, so its cost is paid by few hosts.
+type sketch struct {
+	fresh               bool // created this tick: has seen no full tick yet
+	packets, tcpPackets float64
+	bytes               float64
+	srcPorts, dstPorts  topK[uint16]
+	protos              topK[uint8]
+	flags               topK[uint8]
+	srcNets             topK[netip.Prefix]
+	lengths             [len(LengthBounds) + 1]float64
+	samples             []sources.Record
+}
+
+func newSketch() *sketch {
+	return &sketch{
+		srcPorts: newTopK[uint16](sketchPorts),
+		dstPorts: newTopK[uint16](sketchPorts),
+		protos:   newTopK[uint8](sketchProtos),
+		flags:    newTopK[uint8](sketchFlags),
+		srcNets:  newTopK[netip.Prefix](sketchPrefixes),
+		samples:  make([]sources.Record, 0, maxSamples),
+		fresh:    true,
+	}
+}
+
+func lengthBucket(l uint16) int {
+	for i, b := range LengthBounds {
+		if int(l) <= b {
+			return i
+		}
+	}
+	return len(LengthBounds)
+}
+
+// add counts r, weighted by its packets. src is the remote side of the
+// monitored host (the source for incoming traffic).
+func (s *sketch) add(r *sources.Record, remote netip.Addr, pkts float64) {
+	s.packets += pkts
+	s.bytes += float64(r.Bytes) * pkts / float64(max(r.Packets, 1))
+	s.protos.add(r.Proto, pkts)
+	if r.Proto == 6 || r.Proto == 17 {
+		s.srcPorts.add(r.SrcPort, pkts)
+		s.dstPorts.add(r.DstPort, pkts)
+	}
+	if r.Proto == 6 {
+		s.tcpPackets += pkts
+		s.flags.add(r.TCPFlags, pkts)
+	}
+	bits := 24
+	if remote.Is6() {
+		bits = 64
+	}
+	if p, err := remote.Prefix(bits); err == nil {
+		s.srcNets.add(p, pkts)
+	}
+	s.lengths[lengthBucket(r.Length)] += pkts
+	if len(s.samples) < cap(s.samples) {
+		s.samples = append(s.samples, *r)
+	}
+}
+
+func (s *sketch) decay() {
+	s.fresh = false
+	s.packets *= sketchDecay
+	s.tcpPackets *= sketchDecay
+	s.bytes *= sketchDecay
+	s.srcPorts.decay(sketchDecay)
+	s.dstPorts.decay(sketchDecay)
+	s.protos.decay(sketchDecay)
+	s.flags.decay(sketchDecay)
+	s.srcNets.decay(sketchDecay)
+	for i := range s.lengths {
+		s.lengths[i] *= sketchDecay
+	}
+}
+
+func shares[K uint8 | uint16](t *topK[K], total float64) []Share {
+	keys, sh := t.top(reportTop, total)
+	out := make([]Share, len(keys))
+	for i := range keys {
+		out[i] = Share{Value: int(keys[i]), Share: sh[i]}
+	}
+	return out
+}
+
+// fill writes the sketch's view of the traffic into sig.
+func (s *sketch) fill(sig *Signature) {
+	if s.packets <= 0 {
+		return
+	}
+	sig.Protocols = shares(&s.protos, s.packets)
+	sig.SrcPorts = shares(&s.srcPorts, s.packets)
+	sig.DstPorts = shares(&s.dstPorts, s.packets)
+	sig.TCPFlags = shares(&s.flags, s.tcpPackets)
+	keys, sh := s.srcNets.top(reportTop, s.packets)
+	sig.SrcPrefixes = make([]PrefixShare, len(keys))
+	for i := range keys {
+		sig.SrcPrefixes[i] = PrefixShare{Prefix: keys[i], Share: sh[i]}
+	}
+	for i, v := range s.lengths {
+		sig.Lengths[i] = v / s.packets
+	}
+	sig.AvgLength = s.bytes / s.packets
+	sig.Samples = slices.Clone(s.samples)
+}

@@ -1,0 +1,47 @@
+package detect
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+// TestHostTableAgainstMap runs random inserts and removals against the
+// open-addressing table and a Go map and checks they always agree.
+func TestHostTableAgainstMap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	tab := &hostTable{seed: rng.Uint64()}
+	ref := map[addrKey]uint32{} // key -> host index
+	pe := &prefixEntry{}
+	for op := range 200_000 {
+		k := addrKey{0, uint64(rng.IntN(5000))} // small key space: many collisions and reuse
+		if h := tab.get(k); (h != nil) != (ref[k] != 0) {
+			t.Fatalf("op %d: get(%v) = %v, reference has %v", op, k, h != nil, ref[k] != 0)
+		}
+		if rng.IntN(3) == 0 {
+			if hi, ok := ref[k]; ok && hi != 0 {
+				tab.remove(hi - 1)
+				delete(ref, k)
+			}
+			continue
+		}
+		if tab.get(k) == nil {
+			h := tab.insert(k, pe)
+			i, _ := tab.find(k)
+			ref[k] = tab.slots[i]
+			if h.key != k || h.entry != pe {
+				t.Fatalf("inserted host %+v", h)
+			}
+		}
+	}
+	if tab.count != len(ref) {
+		t.Fatalf("count %d, reference %d", tab.count, len(ref))
+	}
+	for k, hi := range ref {
+		if h := tab.get(k); h == nil || h != tab.at(hi-1) || h.key != k {
+			t.Fatalf("lost %v", k)
+		}
+	}
+	if l := len(tab.slots); tab.count*4 > l*3 {
+		t.Errorf("load %d/%d over 3/4", tab.count, l)
+	}
+}

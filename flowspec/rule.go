@@ -1,0 +1,333 @@
+package flowspec
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+)
+
+// Range is an inclusive range of values of a numeric match component.
+type Range struct{ Lo, Hi uint32 }
+
+// Single is a range of one value.
+func Single(v uint32) Range { return Range{v, v} }
+
+// TCP flag bits (RFC 9293 order, as in the TCP header).
+const (
+	FlagFIN uint8 = 0x01
+	FlagSYN uint8 = 0x02
+	FlagRST uint8 = 0x04
+	FlagPSH uint8 = 0x08
+	FlagACK uint8 = 0x10
+	FlagURG uint8 = 0x20
+)
+
+// Fragment flag bits (RFC 8955 4.2.2.12).
+const (
+	FragDontFragment uint8 = 0x01
+	FragIsFragment   uint8 = 0x02
+	FragFirst        uint8 = 0x04
+	FragLast         uint8 = 0x08
+)
+
+// Rule is the match part of a FlowSpec rule (RFC 8955 for IPv4, RFC 8956
+// for IPv6). Empty lists match anything; values in one list are ORed,
+// components are ANDed. IPv6 prefixes always have offset 0.
+type Rule struct {
+	// Dst is required: Floodgate never announces a rule without a
+	// destination.
+	Dst, Src netip.Prefix
+	// Protocols are IP protocol numbers (IPv6: next header).
+	Protocols []uint8
+	// Ports match either port; DstPorts and SrcPorts one side.
+	Ports, DstPorts, SrcPorts []Range
+	ICMPTypes, ICMPCodes      []uint8
+	// TCPFlagsSet must all be set and TCPFlagsUnset all clear, when
+	// either is non-zero.
+	TCPFlagsSet, TCPFlagsUnset uint8
+	// PacketLengths are IP packet lengths.
+	PacketLengths []Range
+	DSCP          []uint8
+	// Fragment matches packets with any of these fragment bits.
+	Fragment uint8
+	// FlowLabels are IPv6 flow labels.
+	FlowLabels []uint32
+}
+
+// ActionKind is what a FlowSpec rule does with matched traffic.
+type ActionKind uint8
+
+// Actions.
+const (
+	Discard   ActionKind = iota + 1 // traffic-rate 0
+	RateLimit                       // traffic-rate in bytes/s
+	Redirect                        // redirect to a route target (VRF)
+	Mark                            // traffic-marking: set DSCP
+)
+
+var actionNames = map[ActionKind]string{Discard: "discard", RateLimit: "rate-limit", Redirect: "redirect", Mark: "mark"}
+
+// String names the action kind as the policy does.
+func (k ActionKind) String() string { return actionNames[k] }
+
+// Action is the action of a FlowSpec rule.
+type Action struct {
+	Kind ActionKind
+	// RateBytes is the rate limit in bytes per second (the RFC's unit;
+	// policies configure bits per second).
+	RateBytes float32
+	// RouteTarget is the redirect target.
+	RTASN   uint16
+	RTValue uint32
+	// DSCP is the marking.
+	DSCP uint8
+}
+
+// String describes the action.
+func (a Action) String() string {
+	switch a.Kind {
+	case RateLimit:
+		return fmt.Sprintf("rate-limit %.0f bytes/s", a.RateBytes)
+	case Redirect:
+		return fmt.Sprintf("redirect %d:%d", a.RTASN, a.RTValue)
+	case Mark:
+		return fmt.Sprintf("mark dscp %d", a.DSCP)
+	}
+	return "discard"
+}
+
+func rangesString(rs []Range) string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		if r.Lo == r.Hi {
+			parts[i] = strconv.FormatUint(uint64(r.Lo), 10)
+		} else {
+			parts[i] = fmt.Sprintf("%d-%d", r.Lo, r.Hi)
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+func bytesString(vs []uint8) string {
+	parts := make([]string, len(vs))
+	for i, v := range vs {
+		parts[i] = strconv.Itoa(int(v))
+	}
+	return strings.Join(parts, ",")
+}
+
+// String is the rule's canonical text: components in RFC type order.
+// Equal rules have equal strings, which makes it a key.
+func (r *Rule) String() string {
+	var b []string
+	add := func(name, v string) {
+		if v != "" {
+			b = append(b, name+" "+v)
+		}
+	}
+	add("dst", prefixString(r.Dst))
+	add("src", prefixString(r.Src))
+	add("proto", bytesString(r.Protocols))
+	add("port", rangesString(r.Ports))
+	add("dport", rangesString(r.DstPorts))
+	add("sport", rangesString(r.SrcPorts))
+	add("icmp-type", bytesString(r.ICMPTypes))
+	add("icmp-code", bytesString(r.ICMPCodes))
+	if r.TCPFlagsSet != 0 || r.TCPFlagsUnset != 0 {
+		add("tcp-flags", fmt.Sprintf("set=0x%02x unset=0x%02x", r.TCPFlagsSet, r.TCPFlagsUnset))
+	}
+	add("length", rangesString(r.PacketLengths))
+	add("dscp", bytesString(r.DSCP))
+	if r.Fragment != 0 {
+		add("fragment", fmt.Sprintf("0x%02x", r.Fragment))
+	}
+	if len(r.FlowLabels) > 0 {
+		parts := make([]string, len(r.FlowLabels))
+		for i, v := range r.FlowLabels {
+			parts[i] = strconv.FormatUint(uint64(v), 10)
+		}
+		add("label", strings.Join(parts, ","))
+	}
+	return strings.Join(b, " ")
+}
+
+func prefixString(p netip.Prefix) string {
+	if !p.IsValid() {
+		return ""
+	}
+	return p.String()
+}
+
+// Limits on rule size: GoBGP serialises a FlowSpec NLRI of 240 bytes or
+// more wrongly, and long value lists are rarely what an operator wants.
+const (
+	MaxNLRILen    = 239
+	MaxListValues = 16
+)
+
+// Numeric and bitmask operator bits (RFC 8955 4.2.1).
+const (
+	opEnd = 0x80
+	opAnd = 0x40
+	opLT  = 0x04
+	opGT  = 0x02
+	opEQ  = 0x01
+	opNot = 0x02 // bitmask: not
+	opMat = 0x01 // bitmask: match
+)
+
+func numericItems(rs []Range) []*bgp.FlowSpecComponentItem {
+	var items []*bgp.FlowSpecComponentItem
+	for _, r := range rs {
+		if r.Lo == r.Hi {
+			items = append(items, bgp.NewFlowSpecComponentItem(opEQ, uint64(r.Lo)))
+			continue
+		}
+		items = append(items,
+			bgp.NewFlowSpecComponentItem(opGT|opEQ, uint64(r.Lo)),
+			bgp.NewFlowSpecComponentItem(opAnd|opLT|opEQ, uint64(r.Hi)))
+	}
+	return items
+}
+
+func byteRanges(vs []uint8) []Range {
+	out := make([]Range, len(vs))
+	for i, v := range vs {
+		out[i] = Single(uint32(v))
+	}
+	return out
+}
+
+// ErrRuleTooLarge reports a rule whose NLRI would not fit.
+var ErrRuleTooLarge = errors.New("flowspec rule too large")
+
+// NLRI encodes the rule as a GoBGP FlowSpec NLRI of its destination's
+// family, refusing rules that GoBGP would serialise wrongly.
+func (r *Rule) NLRI() (bgp.AddrPrefixInterface, error) {
+	if !r.Dst.IsValid() {
+		return nil, errors.New("flowspec rule without destination")
+	}
+	v4 := r.Dst.Addr().Is4()
+	if r.Src.IsValid() && r.Src.Addr().Is4() != v4 {
+		return nil, fmt.Errorf("flowspec rule %s: source and destination families differ", r)
+	}
+	for _, l := range [][]Range{r.Ports, r.DstPorts, r.SrcPorts, r.PacketLengths} {
+		if len(l) > MaxListValues {
+			return nil, fmt.Errorf("%w: %d values in one component, at most %d", ErrRuleTooLarge, len(l), MaxListValues)
+		}
+	}
+	var cs []bgp.FlowSpecComponentInterface
+	prefix := func(p netip.Prefix, dst bool) {
+		if !p.IsValid() {
+			return
+		}
+		if v4 {
+			pp := bgp.NewIPAddrPrefix(uint8(p.Bits()), p.Addr().String())
+			if dst {
+				cs = append(cs, bgp.NewFlowSpecDestinationPrefix(pp))
+			} else {
+				cs = append(cs, bgp.NewFlowSpecSourcePrefix(pp))
+			}
+			return
+		}
+		pp := bgp.NewIPv6AddrPrefix(uint8(p.Bits()), p.Addr().String())
+		if dst {
+			cs = append(cs, bgp.NewFlowSpecDestinationPrefix6(pp, 0))
+		} else {
+			cs = append(cs, bgp.NewFlowSpecSourcePrefix6(pp, 0))
+		}
+	}
+	prefix(r.Dst, true)
+	prefix(r.Src, false)
+	num := func(t bgp.BGPFlowSpecType, rs []Range) {
+		if len(rs) > 0 {
+			cs = append(cs, bgp.NewFlowSpecComponent(t, numericItems(rs)))
+		}
+	}
+	num(bgp.FLOW_SPEC_TYPE_IP_PROTO, byteRanges(r.Protocols))
+	num(bgp.FLOW_SPEC_TYPE_PORT, r.Ports)
+	num(bgp.FLOW_SPEC_TYPE_DST_PORT, r.DstPorts)
+	num(bgp.FLOW_SPEC_TYPE_SRC_PORT, r.SrcPorts)
+	num(bgp.FLOW_SPEC_TYPE_ICMP_TYPE, byteRanges(r.ICMPTypes))
+	num(bgp.FLOW_SPEC_TYPE_ICMP_CODE, byteRanges(r.ICMPCodes))
+	if r.TCPFlagsSet != 0 || r.TCPFlagsUnset != 0 {
+		var items []*bgp.FlowSpecComponentItem
+		if r.TCPFlagsSet != 0 {
+			items = append(items, bgp.NewFlowSpecComponentItem(opMat, uint64(r.TCPFlagsSet)))
+		}
+		if r.TCPFlagsUnset != 0 {
+			op := uint8(opNot)
+			if len(items) > 0 {
+				op |= opAnd
+			}
+			items = append(items, bgp.NewFlowSpecComponentItem(op, uint64(r.TCPFlagsUnset)))
+		}
+		cs = append(cs, bgp.NewFlowSpecComponent(bgp.FLOW_SPEC_TYPE_TCP_FLAG, items))
+	}
+	num(bgp.FLOW_SPEC_TYPE_PKT_LEN, r.PacketLengths)
+	num(bgp.FLOW_SPEC_TYPE_DSCP, byteRanges(r.DSCP))
+	if r.Fragment != 0 {
+		cs = append(cs, bgp.NewFlowSpecComponent(bgp.FLOW_SPEC_TYPE_FRAGMENT,
+			[]*bgp.FlowSpecComponentItem{bgp.NewFlowSpecComponentItem(0, uint64(r.Fragment))}))
+	}
+	if len(r.FlowLabels) > 0 {
+		if v4 {
+			return nil, fmt.Errorf("flowspec rule %s: flow label on IPv4", r)
+		}
+		var items []*bgp.FlowSpecComponentItem
+		for _, l := range r.FlowLabels {
+			items = append(items, bgp.NewFlowSpecComponentItem(opEQ, uint64(l)))
+		}
+		cs = append(cs, bgp.NewFlowSpecComponent(bgp.FLOW_SPEC_TYPE_LABEL, items))
+	}
+	var nlri bgp.AddrPrefixInterface
+	if v4 {
+		nlri = bgp.NewFlowSpecIPv4Unicast(cs)
+	} else {
+		nlri = bgp.NewFlowSpecIPv6Unicast(cs)
+	}
+	b, err := nlri.Serialize()
+	if err != nil {
+		return nil, fmt.Errorf("flowspec rule %s: %w", r, err)
+	}
+	if len(b) > MaxNLRILen {
+		return nil, fmt.Errorf("%w: %d bytes encoded, at most %d", ErrRuleTooLarge, len(b), MaxNLRILen)
+	}
+	return nlri, nil
+}
+
+// ExtCommunity returns the action's extended community.
+func (a Action) ExtCommunity() (bgp.ExtendedCommunityInterface, error) {
+	switch a.Kind {
+	case Discard:
+		return bgp.NewTrafficRateExtended(0, 0), nil
+	case RateLimit:
+		if a.RateBytes <= 0 {
+			return nil, errors.New("rate-limit with no rate")
+		}
+		return bgp.NewTrafficRateExtended(0, a.RateBytes), nil
+	case Redirect:
+		return bgp.NewRedirectTwoOctetAsSpecificExtended(a.RTASN, a.RTValue), nil
+	case Mark:
+		if a.DSCP > 63 {
+			return nil, fmt.Errorf("dscp %d out of range", a.DSCP)
+		}
+		return bgp.NewTrafficRemarkExtended(a.DSCP), nil
+	}
+	return nil, fmt.Errorf("unknown flowspec action %d", a.Kind)
+}
+
+// clone returns a deep copy of the rule.
+func (r *Rule) clone() *Rule {
+	c := *r
+	c.Protocols = slices.Clone(r.Protocols)
+	c.Ports, c.DstPorts, c.SrcPorts = slices.Clone(r.Ports), slices.Clone(r.DstPorts), slices.Clone(r.SrcPorts)
+	c.ICMPTypes, c.ICMPCodes = slices.Clone(r.ICMPTypes), slices.Clone(r.ICMPCodes)
+	c.PacketLengths, c.DSCP, c.FlowLabels = slices.Clone(r.PacketLengths), slices.Clone(r.DSCP), slices.Clone(r.FlowLabels)
+	return &c
+}

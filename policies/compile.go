@@ -1,0 +1,334 @@
+package policies
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// singleton keeps the first of a block that may appear once across all
+// files and reports the others.
+func singleton[T any](c *compiler, name string, blocks []*T, ranges []hcl.Range) *T {
+	if len(blocks) == 0 {
+		return nil
+	}
+	for i := 1; i < len(blocks); i++ {
+		c.errorf(ranges[i], "Duplicate "+name+" block",
+			"a %s block is already defined at %s; keep one and merge the settings into it", name, rangeString(ranges[0]))
+	}
+	return blocks[0]
+}
+
+func rangeString(r hcl.Range) string {
+	return fmt.Sprintf("%s:%d:%d", r.Filename, r.Start.Line, r.Start.Column)
+}
+
+func (c *compiler) compile(files []parsedFile) {
+	var (
+		logs, dets, bgps, mits, defs []hcl.Range
+		logB                         []*logBlock
+		detB                         []*detectionBlock
+		bgpB                         []*bgpBlock
+		mitB                         []*mitigationBlock
+		defB                         []*groupBody
+		listeners                    []listenerSpec
+		hostgroups                   []*hostgroupBlock
+	)
+	for _, f := range files {
+		s := f.schema
+		if s.Log != nil {
+			logB, logs = append(logB, s.Log), append(logs, s.Log.DeclRange)
+		}
+		if s.Detection != nil {
+			detB, dets = append(detB, s.Detection), append(dets, s.Detection.DeclRange)
+		}
+		if s.BGP != nil {
+			bgpB, bgps = append(bgpB, s.BGP), append(bgps, s.BGP.DeclRange)
+		}
+		if s.Mitigation != nil {
+			mitB, mits = append(mitB, s.Mitigation), append(mits, s.Mitigation.DeclRange)
+		}
+		if s.Defaults != nil {
+			defB, defs = append(defB, s.Defaults), append(defs, s.Defaults.DeclRange)
+		}
+		for i := range s.Sources {
+			for j := range s.Sources[i].NetFlow {
+				listeners = append(listeners, listenerSpec{"netflow", &s.Sources[i].NetFlow[j]})
+			}
+			for j := range s.Sources[i].SFlow {
+				listeners = append(listeners, listenerSpec{"sflow", &s.Sources[i].SFlow[j]})
+			}
+		}
+		for i := range s.Hostgroups {
+			hostgroups = append(hostgroups, &s.Hostgroups[i])
+		}
+	}
+	c.compileLog(singleton(c, "log", logB, logs))
+	c.compileDetection(singleton(c, "detection", detB, dets))
+	c.compileListeners(listeners)
+	c.compileBGP(singleton(c, "bgp", bgpB, bgps))
+	c.compileMitigation(singleton(c, "mitigation", mitB, mits))
+	c.compileHostgroups(singleton(c, "defaults", defB, defs), hostgroups)
+}
+
+func (c *compiler) compileMitigation(b *mitigationBlock) {
+	m := &c.pol.Mitigation
+	*m = Mitigation{MaxActive: DefaultMaxActive, StateFile: DefaultStateFile}
+	if b == nil {
+		return
+	}
+	if b.DryRun != nil {
+		m.DryRun = *b.DryRun
+	}
+	if b.WithdrawOnShutdown != nil {
+		m.WithdrawOnShutdown = *b.WithdrawOnShutdown
+	}
+	if n, _, ok := c.uintRange(b.MaxActive, 1, 1_000_000, "max_active"); ok {
+		m.MaxActive = int(n)
+	}
+	if b.StateFile != nil {
+		if *b.StateFile == "" {
+			c.errorf(b.DeclRange, "Invalid state_file", "state_file names the file that keeps active mitigations across restarts, such as \"/var/lib/floodgate/state.db\"")
+		}
+		m.StateFile = *b.StateFile
+	}
+}
+
+func (c *compiler) compileLog(b *logBlock) {
+	c.pol.Log = Log{Level: "info", Format: "text"}
+	if b == nil {
+		return
+	}
+	if s, rng, ok := c.str(b.Level); ok {
+		s = strings.ToLower(s)
+		if !slices.Contains([]string{"trace", "debug", "info", "warn", "error"}, s) {
+			c.errorf(rng, "Invalid log level", "%q is not a level; write one of trace, debug, info, warn, error", s)
+		}
+		c.pol.Log.Level = s
+	}
+	if s, rng, ok := c.str(b.Format); ok {
+		if s != "text" && s != "json" {
+			c.errorf(rng, "Invalid log format", "%q is not a format; write \"text\" or \"json\"", s)
+		}
+		c.pol.Log.Format = s
+	}
+}
+
+func (c *compiler) compileDetection(b *detectionBlock) {
+	c.pol.Detection = Detection{Tick: DefaultTick}
+	if b == nil {
+		return
+	}
+	if d, rng, ok := c.duration(b.Tick); ok {
+		if d < MinTick || d > time.Minute {
+			c.errorf(rng, "Invalid tick", "tick %s is out of range; write a duration from 100ms to 1m, such as \"1s\"", d)
+		}
+		c.pol.Detection.Tick = d
+	}
+}
+
+type listenerSpec struct {
+	protocol string
+	b        *listenerBlock
+}
+
+func (c *compiler) compileListeners(specs []listenerSpec) {
+	names := map[string]hcl.Range{}
+	addrs := map[netip.AddrPort]hcl.Range{}
+	for _, s := range specs {
+		b := s.b
+		if prev, dup := names[b.Name]; dup {
+			c.errorf(b.DeclRange, "Duplicate source name", "a source named %q is already defined at %s; give each a distinct name", b.Name, rangeString(prev))
+			continue
+		}
+		names[b.Name] = b.DeclRange
+		l := Listener{Name: b.Name, Protocol: s.protocol}
+		if ap, rng, ok := c.addrPort(b.Listen, true); ok {
+			if prev, dup := addrs[ap]; dup {
+				c.errorf(rng, "Duplicate listen address", "%s is already used at %s", ap, rangeString(prev))
+			}
+			addrs[ap] = rng
+			l.Listen = ap
+		}
+		if n, _, ok := c.size(b.ReceiveBuffer); ok {
+			l.ReceiveBuffer = int(n)
+		}
+		if n, _, ok := c.uintRange(b.Workers, 1, 64, "workers"); ok {
+			l.Workers = int(n)
+		}
+		if n, _, ok := c.uintRange(b.QueueSize, 1, 1<<20, "queue_size"); ok {
+			l.QueueSize = int(n)
+		}
+		if n, _, ok := c.uintRange(b.DefaultSampling, 1, 1<<24, "sampling_rate"); ok {
+			l.DefaultSampling = uint32(n)
+		}
+		for _, e := range b.Exporters {
+			a, err := netip.ParseAddr(e.Address)
+			if err != nil {
+				c.errorf(e.DeclRange, "Invalid exporter address", "%q is not an IP address; write the exporter's source address, such as \"192.0.2.1\"", e.Address)
+				continue
+			}
+			a = a.Unmap()
+			if l.Sampling == nil {
+				l.Sampling = map[netip.Addr]uint32{}
+			}
+			if _, dup := l.Sampling[a]; dup {
+				c.errorf(e.DeclRange, "Duplicate exporter", "exporter %s is listed twice in source %q", a, b.Name)
+			}
+			n, rng, ok := c.uintRange(e.Sampling, 1, 1<<24, "sampling_rate")
+			if !ok {
+				if rng.Filename == "" {
+					c.errorf(e.DeclRange, "Missing sampling_rate", "an exporter block sets sampling_rate, such as sampling_rate = 1000")
+				}
+				continue
+			}
+			l.Sampling[a] = uint32(n)
+		}
+		c.pol.Listeners = append(c.pol.Listeners, l)
+	}
+}
+
+func (c *compiler) compileBGP(b *bgpBlock) {
+	if b == nil {
+		c.diags = append(c.diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Missing bgp block",
+			Detail:   "add a bgp block with asn and router_id; neighbours are optional",
+			Subject:  &hcl.Range{Filename: c.pol.Files[0], Start: hcl.InitialPos, End: hcl.InitialPos},
+		})
+		return
+	}
+	g := &c.pol.BGP
+	if n, rng, ok := c.uintRange(b.ASN, 1, 1<<32-1, "asn"); ok {
+		g.ASN = uint32(n)
+	} else if rng.Filename == "" {
+		c.errorf(b.DeclRange, "Missing asn", "set the speaker's AS number, such as asn = 65000")
+	}
+	if a, rng, ok := c.addr(b.RouterID); ok {
+		if !a.Is4() {
+			c.errorf(rng, "Invalid router_id", "the router id is an IPv4 address, such as \"192.0.2.1\"")
+		}
+		g.RouterID = a
+	} else if rng.Filename == "" {
+		c.errorf(b.DeclRange, "Missing router_id", "set the BGP identifier, an IPv4 address, such as router_id = \"192.0.2.1\"")
+	}
+	if ap, _, ok := c.addrPort(b.Listen, false); ok {
+		g.Listen = ap
+	}
+	if list, ok := c.strList(b.Communities); ok {
+		for _, it := range list {
+			cm, err := ParseCommunity(it.s)
+			if err != nil {
+				c.errorf(it.rng, "Invalid community", "%v; write ASN:value with both parts from 0 to 65535, such as \"65000:666\"", err)
+				continue
+			}
+			g.Communities = append(g.Communities, cm)
+		}
+	}
+	if a, rng, ok := c.addr(b.NextHopIPv4); ok {
+		if !a.Is4() {
+			c.errorf(rng, "Invalid next hop", "rtbh_next_hop_ipv4 must be an IPv4 address")
+		}
+		g.NextHopIPv4 = a
+	}
+	if a, rng, ok := c.addr(b.NextHopIPv6); ok {
+		if !a.Is6() {
+			c.errorf(rng, "Invalid next hop", "rtbh_next_hop_ipv6 must be an IPv6 address")
+		}
+		g.NextHopIPv6 = a
+	}
+	names := map[string]hcl.Range{}
+	addrs := map[netip.Addr]hcl.Range{}
+	for _, nb := range b.Neighbors {
+		if prev, dup := names[nb.Name]; dup {
+			c.errorf(nb.DeclRange, "Duplicate neighbor", "a neighbor named %q is already defined at %s", nb.Name, rangeString(prev))
+			continue
+		}
+		names[nb.Name] = nb.DeclRange
+		n := Neighbor{Name: nb.Name, Port: DefaultBGPPort}
+		if a, rng, ok := c.addr(nb.Address); ok {
+			if prev, dup := addrs[a]; dup {
+				c.errorf(rng, "Duplicate neighbor address", "%s is already a neighbor at %s", a, rangeString(prev))
+			}
+			addrs[a] = rng
+			n.Address = a
+		} else if rng.Filename == "" {
+			c.errorf(nb.DeclRange, "Missing address", "set the neighbour's address, such as address = \"192.0.2.1\"")
+		}
+		if v, rng, ok := c.uintRange(nb.ASN, 1, 1<<32-1, "asn"); ok {
+			n.ASN = uint32(v)
+		} else if rng.Filename == "" {
+			c.errorf(nb.DeclRange, "Missing asn", "set the neighbour's AS number, such as asn = 65001")
+		}
+		if v, _, ok := c.uintRange(nb.Port, 1, 65535, "port"); ok {
+			n.Port = uint16(v)
+		}
+		if a, _, ok := c.addr(nb.LocalAddress); ok {
+			n.LocalAddress = a
+		}
+		if nb.Passive != nil {
+			n.Passive = *nb.Passive
+		}
+		if nb.Password != nil {
+			n.Password = *nb.Password
+		}
+		if v, _, ok := c.uintRange(nb.Multihop, 1, 255, "multihop"); ok {
+			n.Multihop = uint8(v)
+		}
+		n.Announce = []string{KindRTBH, KindFlowSpec}
+		if list, ok := c.strList(nb.Announce); ok {
+			n.Announce = nil
+			for _, it := range list {
+				if !slices.Contains([]string{KindRTBH, KindFlowSpec}, it.s) {
+					c.errorf(it.rng, "Unknown announcement kind", "%q is not a kind; write \"rtbh\" or \"flowspec\"", it.s)
+					continue
+				}
+				n.Announce = append(n.Announce, it.s)
+			}
+		}
+		if list, ok := c.strList(nb.Families); ok {
+			for _, it := range list {
+				if !slices.Contains(Families, it.s) {
+					c.errorf(it.rng, "Unknown address family", "%q is not supported; write one of %s", it.s, strings.Join(Families, ", "))
+					continue
+				}
+				n.Families = append(n.Families, it.s)
+			}
+		} else if n.Address.IsValid() {
+			n.Families = defaultFamilies(n.Address, n.Announce)
+		}
+		g.Neighbors = append(g.Neighbors, n)
+	}
+}
+
+// Announcement kinds a neighbour can receive.
+const (
+	KindRTBH     = "rtbh"
+	KindFlowSpec = "flowspec"
+)
+
+// Families are the address families a neighbour can negotiate.
+var Families = []string{"ipv4-unicast", "ipv6-unicast", "ipv4-flowspec", "ipv6-flowspec"}
+
+// defaultFamilies derives a neighbour's families from what it is sent: RTBH
+// in the unicast family of the session (an IPv6 route over an IPv4 session
+// would get an IPv4-mapped next hop that routers reject), FlowSpec in both
+// families (FlowSpec has no next hop).
+func defaultFamilies(addr netip.Addr, kinds []string) []string {
+	var out []string
+	if slices.Contains(kinds, KindRTBH) {
+		if addr.Is4() {
+			out = append(out, "ipv4-unicast")
+		} else {
+			out = append(out, "ipv6-unicast")
+		}
+	}
+	if slices.Contains(kinds, KindFlowSpec) {
+		out = append(out, "ipv4-flowspec", "ipv6-flowspec")
+	}
+	return out
+}

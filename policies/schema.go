@@ -1,0 +1,174 @@
+package policies
+
+import "github.com/hashicorp/hcl/v2"
+
+// The HCL schema. Attributes whose values need more than a type check are
+// decoded as expressions so that errors can point at the value itself. No
+// block has a "remain" field: an unknown name is always an error.
+type fileSchema struct {
+	Log        *logBlock        `hcl:"log,block"`
+	Detection  *detectionBlock  `hcl:"detection,block"`
+	Sources    []sourcesBlock   `hcl:"sources,block"`
+	BGP        *bgpBlock        `hcl:"bgp,block"`
+	Mitigation *mitigationBlock `hcl:"mitigation,block"`
+	Defaults   *groupBody       `hcl:"defaults,block"`
+	Hostgroups []hostgroupBlock `hcl:"hostgroup,block"`
+}
+
+type logBlock struct {
+	Level     hcl.Expression `hcl:"level"`
+	Format    hcl.Expression `hcl:"format"`
+	DeclRange hcl.Range      `hcl:",def_range"`
+}
+
+type detectionBlock struct {
+	Tick      hcl.Expression `hcl:"tick"`
+	DeclRange hcl.Range      `hcl:",def_range"`
+}
+
+type sourcesBlock struct {
+	NetFlow []listenerBlock `hcl:"netflow,block"`
+	SFlow   []listenerBlock `hcl:"sflow,block"`
+}
+
+type listenerBlock struct {
+	Name            string          `hcl:"name,label"`
+	Listen          hcl.Expression  `hcl:"listen"`
+	ReceiveBuffer   hcl.Expression  `hcl:"receive_buffer"`
+	Workers         hcl.Expression  `hcl:"workers"`
+	QueueSize       hcl.Expression  `hcl:"queue_size"`
+	DefaultSampling hcl.Expression  `hcl:"sampling_rate"`
+	Exporters       []exporterBlock `hcl:"exporter,block"`
+	DeclRange       hcl.Range       `hcl:",def_range"`
+}
+
+type exporterBlock struct {
+	Address   string         `hcl:"address,label"`
+	Sampling  hcl.Expression `hcl:"sampling_rate"`
+	DeclRange hcl.Range      `hcl:",def_range"`
+}
+
+type bgpBlock struct {
+	ASN         hcl.Expression  `hcl:"asn"`
+	RouterID    hcl.Expression  `hcl:"router_id"`
+	Listen      hcl.Expression  `hcl:"listen"`
+	Communities hcl.Expression  `hcl:"rtbh_communities"`
+	NextHopIPv4 hcl.Expression  `hcl:"rtbh_next_hop_ipv4"`
+	NextHopIPv6 hcl.Expression  `hcl:"rtbh_next_hop_ipv6"`
+	Neighbors   []neighborBlock `hcl:"neighbor,block"`
+	DeclRange   hcl.Range       `hcl:",def_range"`
+}
+
+type neighborBlock struct {
+	Name         string         `hcl:"name,label"`
+	Address      hcl.Expression `hcl:"address"`
+	ASN          hcl.Expression `hcl:"asn"`
+	Port         hcl.Expression `hcl:"port"`
+	LocalAddress hcl.Expression `hcl:"local_address"`
+	Passive      *bool          `hcl:"passive"`
+	Password     *string        `hcl:"password"`
+	Multihop     hcl.Expression `hcl:"multihop"`
+	Families     hcl.Expression `hcl:"families"`
+	Announce     hcl.Expression `hcl:"announce"`
+	DeclRange    hcl.Range      `hcl:",def_range"`
+}
+
+type mitigationBlock struct {
+	DryRun             *bool          `hcl:"dry_run"`
+	MaxActive          hcl.Expression `hcl:"max_active"`
+	StateFile          *string        `hcl:"state_file"`
+	WithdrawOnShutdown *bool          `hcl:"withdraw_on_shutdown"`
+	DeclRange          hcl.Range      `hcl:",def_range"`
+}
+
+// groupBody is what a hostgroup and the defaults block share.
+type groupBody struct {
+	Thresholds []thresholdBlock `hcl:"threshold,block"`
+	EWMA       hcl.Expression   `hcl:"ewma"`
+	Baseline   hcl.Expression   `hcl:"baseline"`
+	Whitelist  hcl.Expression   `hcl:"whitelist"`
+	MaxRules   hcl.Expression   `hcl:"max_rules"`
+	Responses  []responseBlock  `hcl:"response,block"`
+	DeclRange  hcl.Range        `hcl:",def_range"`
+}
+
+type hostgroupBlock struct {
+	Name       string           `hcl:"name,label"`
+	Prefixes   hcl.Expression   `hcl:"prefixes"`
+	Thresholds []thresholdBlock `hcl:"threshold,block"`
+	EWMA       hcl.Expression   `hcl:"ewma"`
+	Baseline   hcl.Expression   `hcl:"baseline"`
+	Whitelist  hcl.Expression   `hcl:"whitelist"`
+	MaxRules   hcl.Expression   `hcl:"max_rules"`
+	Responses  []responseBlock  `hcl:"response,block"`
+	DeclRange  hcl.Range        `hcl:",def_range"`
+}
+
+func (h *hostgroupBlock) body() *groupBody {
+	return &groupBody{Thresholds: h.Thresholds, EWMA: h.EWMA, Baseline: h.Baseline, Whitelist: h.Whitelist,
+		MaxRules: h.MaxRules, Responses: h.Responses, DeclRange: h.DeclRange}
+}
+
+type thresholdBlock struct {
+	Direction string         `hcl:"direction,label"`
+	PPS       hcl.Expression `hcl:"pps"`
+	BPS       hcl.Expression `hcl:"bps"`
+	Flows     hcl.Expression `hcl:"flows"`
+	TCP       *limitsBlock   `hcl:"tcp,block"`
+	TCPSYN    *limitsBlock   `hcl:"tcp_syn,block"`
+	UDP       *limitsBlock   `hcl:"udp,block"`
+	ICMP      *limitsBlock   `hcl:"icmp,block"`
+	Fragment  *limitsBlock   `hcl:"fragment,block"`
+	Group     *limitsBlock   `hcl:"group,block"`
+	Relative  *relativeBlock `hcl:"relative,block"`
+	DeclRange hcl.Range      `hcl:",def_range"`
+}
+
+type limitsBlock struct {
+	PPS       hcl.Expression `hcl:"pps"`
+	BPS       hcl.Expression `hcl:"bps"`
+	Flows     hcl.Expression `hcl:"flows"`
+	DeclRange hcl.Range      `hcl:",def_range"`
+}
+
+type relativeBlock struct {
+	Factor    hcl.Expression `hcl:"factor"`
+	FloorPPS  hcl.Expression `hcl:"floor_pps"`
+	FloorBPS  hcl.Expression `hcl:"floor_bps"`
+	DeclRange hcl.Range      `hcl:",def_range"`
+}
+
+type responseBlock struct {
+	Name      string         `hcl:"name,label"`
+	When      hcl.Expression `hcl:"when"`
+	FlowSpec  *flowspecBlock `hcl:"flowspec,block"`
+	RTBH      *rtbhBlock     `hcl:"rtbh,block"`
+	Duration  hcl.Expression `hcl:"duration"`
+	Extend    *bool          `hcl:"extend"`
+	Hold      hcl.Expression `hcl:"hold"`
+	Escalate  *escalateBlock `hcl:"escalate,block"`
+	DeclRange hcl.Range      `hcl:",def_range"`
+}
+
+type flowspecBlock struct {
+	Action    hcl.Expression `hcl:"action"`
+	Rate      hcl.Expression `hcl:"rate"`
+	Redirect  hcl.Expression `hcl:"redirect"`
+	DSCP      hcl.Expression `hcl:"dscp"`
+	Coverage  hcl.Expression `hcl:"coverage"`
+	DeclRange hcl.Range      `hcl:",def_range"`
+}
+
+type rtbhBlock struct {
+	Communities   hcl.Expression `hcl:"communities"`
+	PrefixLength4 hcl.Expression `hcl:"prefix_length_ipv4"`
+	PrefixLength6 hcl.Expression `hcl:"prefix_length_ipv6"`
+	DeclRange     hcl.Range      `hcl:",def_range"`
+}
+
+type escalateBlock struct {
+	After     hcl.Expression `hcl:"after"`
+	FlowSpec  *flowspecBlock `hcl:"flowspec,block"`
+	RTBH      *rtbhBlock     `hcl:"rtbh,block"`
+	DeclRange hcl.Range      `hcl:",def_range"`
+}
