@@ -165,7 +165,9 @@ func escalationRTBH(e *Escalation) *RTBHAction {
 	return e.RTBH
 }
 
-func (c *compiler) compileLimits(b *limitsBlock) Limits {
+// compileLimits compiles a limits block; a block with no limit at all is
+// an error unless it is the threshold's own attributes (allowEmpty).
+func (c *compiler) compileLimits(b *limitsBlock, allowEmpty bool) Limits {
 	var l Limits
 	if b == nil {
 		return l
@@ -179,7 +181,7 @@ func (c *compiler) compileLimits(b *limitsBlock) Limits {
 	if v, _, ok := c.rate(b.Flows, "fps"); ok {
 		l.Flows = v
 	}
-	if !l.Set() {
+	if !allowEmpty && !present(b.PPS) && !present(b.BPS) && !present(b.Flows) {
 		c.errorf(b.DeclRange, "Empty limits", "set at least one of pps, bps or flows, or remove the block")
 	}
 	return l
@@ -187,14 +189,14 @@ func (c *compiler) compileLimits(b *limitsBlock) Limits {
 
 func (c *compiler) compileThreshold(t *thresholdBlock) Threshold {
 	th := Threshold{
-		Total: c.compileLimits(&limitsBlock{PPS: t.PPS, BPS: t.BPS, Flows: t.Flows, DeclRange: t.DeclRange}),
+		Total: c.compileLimits(&limitsBlock{PPS: t.PPS, BPS: t.BPS, Flows: t.Flows, DeclRange: t.DeclRange}, true),
 	}
 	for _, x := range []struct {
 		b   *limitsBlock
 		dst *Limits
 	}{{t.TCP, &th.TCP}, {t.TCPSYN, &th.TCPSYN}, {t.UDP, &th.UDP}, {t.ICMP, &th.ICMP}, {t.Fragment, &th.Fragment}, {t.Group, &th.Group}} {
 		if x.b != nil {
-			*x.dst = c.compileLimits(x.b)
+			*x.dst = c.compileLimits(x.b, false)
 		}
 	}
 	if r := t.Relative; r != nil {
@@ -217,8 +219,6 @@ func (c *compiler) compileThreshold(t *thresholdBlock) Threshold {
 			c.errorf(r.DeclRange, "Missing floor", "a relative threshold needs floor_pps or floor_bps, the rate under which it never triggers (a new host has no baseline yet)")
 		}
 	}
-	// The total limits block is synthesised: an empty one is not an
-	// error there.
 	return th
 }
 

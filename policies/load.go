@@ -112,17 +112,15 @@ func Parse(names []string, srcs map[string][]byte) (*Policy, error) {
 		if diags.HasErrors() {
 			continue
 		}
+		// A schema error (an unknown name, a wrong type) leaves the rest
+		// of the file decoded: compile it anyway so that one run reports
+		// every error.
 		var fs fileSchema
 		diags = gohcl.DecodeBody(f.Body, nil, &fs)
 		c.diags = append(c.diags, diags...)
-		if diags.HasErrors() {
-			continue
-		}
 		parsed = append(parsed, parsedFile{name: name, schema: &fs})
 	}
-	if !c.diags.HasErrors() {
-		c.compile(parsed)
-	}
+	c.compile(parsed)
 	if c.diags.HasErrors() {
 		return nil, &Error{Diags: onlyErrors(c.diags)}
 	}

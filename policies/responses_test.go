@@ -121,6 +121,8 @@ func TestResponseErrors(t *testing.T) {
 			`test.hcl:9:27: Invalid coverage`},
 		{"empty limits", group("  threshold \"incoming\" {\n    udp {}\n  }\n"),
 			`test.hcl:9:5: Empty limits`},
+		{"only a udp limit is fine, an empty block is not", group("  threshold \"incoming\" {\n    udp { pps = 1 }\n    tcp {}\n  }\n"),
+			`test.hcl:10:5: Empty limits`},
 		{"relative without factor", group("  threshold \"incoming\" {\n    relative { floor_pps = 1 }\n  }\n"),
 			`test.hcl:9:5: Missing factor`},
 		{"duplicate response", group("  response \"r\" {\n  }\n  response \"r\" {\n  }\n"),

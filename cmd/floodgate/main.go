@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -32,7 +33,9 @@ const usage = `usage: floodgate <command> [flags]
 
 commands:
   run      --config PATH   start the daemon (PATH: a file, or a directory of *.hcl files)
-  check    --config PATH   validate a configuration and print every error
+  check    --config PATH [--explain ADDR]
+                           validate a configuration and print every error;
+                           with --explain, what applies to that address
   version                  print the version of floodgate and of its BGP library
 `
 
@@ -77,18 +80,21 @@ func moduleVersion(path string) string {
 	return "unknown"
 }
 
-func configFlag(name string, args []string, stderr io.Writer) (string, bool) {
+func newFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	path := fs.String("config", "", "configuration file or directory")
+	return fs, fs.String("config", "", "configuration file or directory")
+}
+
+func parseFlags(name string, fs *flag.FlagSet, path *string, args []string, stderr io.Writer) bool {
 	if err := fs.Parse(args); err != nil {
-		return "", false
+		return false
 	}
 	if *path == "" || fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "floodgate %s: need --config PATH and nothing else\n", name)
-		return "", false
+		fmt.Fprintf(stderr, "floodgate %s: need --config PATH\n", name)
+		return false
 	}
-	return *path, true
+	return true
 }
 
 // load loads the policy and prints every error as file:line:col: message.
@@ -110,20 +116,30 @@ func load(path string, stderr io.Writer) (*policies.Policy, bool) {
 }
 
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
-	path, ok := configFlag("check", args, stderr)
-	if !ok {
+	fs, path := newFlags("check", stderr)
+	explain := fs.String("explain", "", "show the hostgroup, thresholds and responses that apply to this address")
+	if !parseFlags("check", fs, path, args, stderr) {
 		return exitUsage
 	}
-	pol, ok := load(path, stderr)
+	pol, ok := load(*path, stderr)
 	if !ok {
 		return exitConfig
+	}
+	if *explain != "" {
+		addr, err := netip.ParseAddr(*explain)
+		if err != nil {
+			fmt.Fprintf(stderr, "floodgate check: --explain %q is not an IP address\n", *explain)
+			return exitUsage
+		}
+		fmt.Fprint(stdout, pol.Explain(addr))
+		return exitOK
 	}
 	prefixes := 0
 	for _, h := range pol.Hostgroups {
 		prefixes += len(h.Prefixes)
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d file(s), %d hostgroup(s), %d prefix(es), %d source(s), %d neighbor(s))\n",
-		path, len(pol.Files), len(pol.Hostgroups), prefixes, len(pol.Listeners), len(pol.BGP.Neighbors))
+		*path, len(pol.Files), len(pol.Hostgroups), prefixes, len(pol.Listeners), len(pol.BGP.Neighbors))
 	return exitOK
 }
 
@@ -131,10 +147,11 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 const shutdownTimeout = 5 * time.Second
 
 func cmdRun(args []string, _, stderr io.Writer) int {
-	path, ok := configFlag("run", args, stderr)
-	if !ok {
+	fs, pathp := newFlags("run", stderr)
+	if !parseFlags("run", fs, pathp, args, stderr) {
 		return exitUsage
 	}
+	path := *pathp
 	pol, ok := load(path, stderr)
 	if !ok {
 		return exitConfig
@@ -152,7 +169,31 @@ func cmdRun(args []string, _, stderr io.Writer) int {
 		log.Error("cannot start", "error", err.Error())
 		return exitFailure
 	}
+	// Reload on SIGHUP and when the files change.
+	reload := func() error { return d.Reload(path) }
+	watcher := controller.NewWatcher(path, 2*time.Second, time.Second, reload, log)
+	if err := watcher.Start(ctx); err != nil {
+		log.Error("cannot watch the configuration", "error", err.Error())
+	}
+	defer watcher.Stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	hupDone := make(chan struct{})
+	go func() {
+		defer close(hupDone)
+		for {
+			select {
+			case <-hup:
+				log.Info("SIGHUP: reloading the configuration")
+				_ = reload()
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	<-ctx.Done()
+	<-hupDone
 	stop() // a second signal kills the process at once
 	log.Info("shutting down")
 	done := make(chan error, 1)
