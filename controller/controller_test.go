@@ -152,7 +152,7 @@ func TestResponsesChooseAnnouncements(t *testing.T) {
 		h.send(detect.AttackStarted, sig(2, "203.0.113.11")) // SYN flood: falls through to blackhole
 		icmp := sig(3, "203.0.113.12")
 		icmp.TCP, icmp.ICMP = 0, 1
-		h.send(detect.AttackStarted, icmp) // matched, mitigates nothing
+		h.send(detect.AttackStarted, icmp)                   // matched, mitigates nothing
 		h.send(detect.AttackStarted, sig(4, "203.0.113.53")) // whitelisted: refused
 		h.wantCalls(
 			"announce flowspec:dst 203.0.113.10/32 proto 17 sport 123",
