@@ -3,9 +3,13 @@ package controller
 import (
 	"context"
 	"fmt"
+	"runtime/debug"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/floodgate-ddos/floodgate/detect"
 	"github.com/floodgate-ddos/floodgate/policies"
@@ -18,9 +22,18 @@ type component interface {
 	Stop() error
 }
 
+// Options are what the daemon knows beyond its policy.
+type Options struct {
+	// Version is the floodgate version, for status.
+	Version string
+	// ConfigPath is where the policy was loaded from, for reloads.
+	ConfigPath string
+}
+
 // Daemon is a running Floodgate: flow collector, detection engine,
-// mitigation loop and BGP speaker.
+// mitigation loop, BGP speaker and API.
 type Daemon struct {
+	Options
 	log       hclog.Logger
 	pol       *policies.Policy
 	store     *Store
@@ -28,14 +41,20 @@ type Daemon struct {
 	Mitigator *Mitigator
 	Engine    *detect.Engine
 	Collector *flow.Collector
+	API       *APIServer
+	Registry  *prometheus.Registry
 
 	mu      sync.Mutex
 	started []component
+	since   time.Time
 }
 
 // NewDaemon builds every component from pol. It opens nothing.
-func NewDaemon(pol *policies.Policy, logger hclog.Logger) (*Daemon, error) {
-	d := &Daemon{log: logger, pol: pol}
+func NewDaemon(pol *policies.Policy, logger hclog.Logger, opts ...Options) (*Daemon, error) {
+	d := &Daemon{log: logger, pol: pol, Registry: prometheus.NewRegistry()}
+	if len(opts) > 0 {
+		d.Options = opts[0]
+	}
 	eng, err := detect.New(detect.Config{Tick: pol.Detection.Tick}, pol, logger)
 	if err != nil {
 		return nil, fmt.Errorf("detection: %w", err)
@@ -59,12 +78,18 @@ func NewDaemon(pol *policies.Policy, logger hclog.Logger) (*Daemon, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sources: %w", err)
 	}
+	d.API = NewAPIServer(d, pol.API, pol.Metrics, d.Registry, logger)
+	d.Registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "floodgate"}),
+		newMetrics(d),
+	)
 	return d, nil
 }
 
 // Start opens the state file and starts the components in dependency
-// order (speaker, mitigation, detection, sources), unwinding those already
-// started if one fails.
+// order (speaker, mitigation, detection, sources, API), unwinding those
+// already started if one fails.
 func (d *Daemon) Start(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -74,19 +99,20 @@ func (d *Daemon) Start(ctx context.Context) error {
 	}
 	d.store = store
 	d.Mitigator = NewMitigator(MitigatorConfig{}, d.pol, d.Engine.Events(), d.Speaker, store, d.log)
-	for _, c := range []component{d.Speaker, d.Mitigator, d.Engine, d.Collector} {
+	for _, c := range []component{d.Speaker, d.Mitigator, d.Engine, d.Collector, d.API} {
 		if err := c.Start(ctx); err != nil {
 			d.stopLocked()
 			return err
 		}
 		d.started = append(d.started, c)
 	}
-	d.log.Info("floodgate running")
+	d.since = time.Now()
+	d.log.Info("floodgate running", "dry_run", d.pol.Mitigation.DryRun)
 	return nil
 }
 
-// Stop stops the components in reverse order: sources first, so that
-// queues drain into detection, and the BGP speaker last.
+// Stop stops the components in reverse order: the API and sources first,
+// so that queues drain into detection, and the BGP speaker last.
 func (d *Daemon) Stop() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -108,4 +134,59 @@ func (d *Daemon) stopLocked() error {
 		d.store = nil
 	}
 	return first
+}
+
+// GoBGPVersion is the version of the embedded GoBGP module.
+func GoBGPVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	for _, m := range bi.Deps {
+		if m.Path == "github.com/osrg/gobgp/v3" {
+			if m.Replace != nil {
+				return m.Replace.Version
+			}
+			return m.Version
+		}
+	}
+	return "unknown"
+}
+
+// Status gathers the daemon's state for the API.
+func (d *Daemon) Status(ctx context.Context) (Status, error) {
+	pol := d.Policy()
+	st := Status{
+		Version: d.Version, GoBGP: GoBGPVersion(), Started: d.since, Uptime: time.Since(d.since).Round(time.Second).String(),
+		Config: d.ConfigPath, DryRun: pol.Mitigation.DryRun,
+		Sources: d.Collector.Stats(), Detection: d.Engine.Stats(), Mitigation: d.Mitigator.Stats(),
+	}
+	peers, err := d.Speaker.Peers(ctx)
+	if err != nil {
+		return st, err
+	}
+	st.Neighbors = peers
+	active, _, err := d.Mitigator.Attacks(ctx)
+	if err != nil {
+		return st, err
+	}
+	mits, err := d.Mitigator.Active(ctx)
+	if err != nil {
+		return st, err
+	}
+	for _, hg := range pol.Hostgroups {
+		s := HostgroupState{Name: hg.Name}
+		for _, a := range active {
+			if a.Signature.Hostgroup == hg.Name {
+				s.Attacks++
+			}
+		}
+		for _, m := range mits {
+			if m.Hostgroup == hg.Name {
+				s.Mitigations++
+			}
+		}
+		st.Hostgroups = append(st.Hostgroups, s)
+	}
+	return st, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -73,7 +74,25 @@ type Announcer interface {
 	Withdraw(ctx context.Context, a *flowspec.Announcement) error
 }
 
-// Counters of the mitigation loop.
+// Observer is told about attacks and mitigations, from the mitigation
+// loop: it must not block (hooks queue and return).
+type Observer interface {
+	AttackStarted(sig detect.Signature)
+	MitigationAnnounced(mt Mitigation)
+	MitigationWithdrawn(mt Mitigation)
+}
+
+// AttackInfo is an attack as the mitigation loop saw it.
+type AttackInfo struct {
+	Signature detect.Signature
+	// Ended is when the attack ended; zero while it goes on.
+	Ended time.Time
+}
+
+// recentAttacks is how many ended attacks Attacks reports.
+const recentAttacks = 100
+
+// MitigatorStats are the counters of the mitigation loop.
 type MitigatorStats struct {
 	Active      int
 	Announced   uint64
@@ -100,6 +119,8 @@ type Mitigator struct {
 	// Owned by the loop.
 	active  map[string]*Mitigation
 	attacks map[uint64]detect.Signature // attacks going on
+	recent  []AttackInfo                // ended attacks, oldest first
+	obs     Observer
 
 	ops chan func(context.Context)
 
@@ -136,6 +157,10 @@ func NewMitigator(cfg MitigatorConfig, pol *policies.Policy, events <-chan detec
 	m.pol.Store(pol)
 	return m
 }
+
+// SetObserver sets who is told about attacks and mitigations. Call it
+// before Start.
+func (m *Mitigator) SetObserver(o Observer) { m.obs = o }
 
 // SetPolicy makes pol the policy for new decisions. Mitigations already
 // announced keep the settings of the policy that made them.
@@ -268,6 +293,21 @@ func (m *Mitigator) Active(ctx context.Context) ([]Mitigation, error) {
 	return out, err
 }
 
+// Attacks returns the attacks going on, then the last ended ones, newest
+// first.
+func (m *Mitigator) Attacks(ctx context.Context) (active, recent []AttackInfo, err error) {
+	err = m.do(ctx, func(context.Context) {
+		for _, s := range m.attacks {
+			active = append(active, AttackInfo{Signature: s})
+		}
+		for i := len(m.recent) - 1; i >= 0; i-- {
+			recent = append(recent, m.recent[i])
+		}
+	})
+	sort.Slice(active, func(i, j int) bool { return active[i].Signature.ID < active[j].Signature.ID })
+	return active, recent, err
+}
+
 // Stats returns the loop's counters.
 func (m *Mitigator) Stats() MitigatorStats {
 	m.refusedMu.Lock()
@@ -326,12 +366,19 @@ func (m *Mitigator) handle(ctx context.Context, ev detect.Event) {
 	switch ev.Kind {
 	case detect.AttackStarted:
 		m.attacks[sig.ID] = sig
+		if m.obs != nil {
+			m.obs.AttackStarted(sig)
+		}
 		m.respond(ctx, sig, now)
 	case detect.AttackUpdated:
 		m.attacks[sig.ID] = sig
 		m.refine(ctx, sig, now)
 	case detect.AttackEnded:
 		delete(m.attacks, sig.ID)
+		m.recent = append(m.recent, AttackInfo{Signature: sig, Ended: now})
+		if len(m.recent) > recentAttacks {
+			m.recent = slices.Delete(m.recent, 0, len(m.recent)-recentAttacks)
+		}
 		for _, mt := range m.active {
 			if mt.AttackID != sig.ID || !mt.AttackEnded.IsZero() {
 				continue
@@ -563,6 +610,9 @@ func (m *Mitigator) announce(ctx context.Context, mt *Mitigation) bool {
 	}
 	m.announced.Add(1)
 	m.active[mt.Key] = mt
+	if m.obs != nil {
+		m.obs.MitigationAnnounced(*mt)
+	}
 	return true
 }
 
@@ -594,6 +644,9 @@ func (m *Mitigator) withdraw(ctx context.Context, mt *Mitigation, why string) bo
 	}
 	delete(m.active, mt.Key)
 	m.withdrawn.Add(1)
+	if m.obs != nil {
+		m.obs.MitigationWithdrawn(*mt)
+	}
 	m.log.Info("withdrawn", "announcement", mt.Announcement.String(), "why", why,
 		"active_for", m.cfg.Now().Sub(mt.Started).Round(time.Millisecond).String(), "dry_run", mt.DryRun)
 	return true

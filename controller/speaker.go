@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
@@ -245,19 +246,51 @@ func (s *Speaker) Withdraw(ctx context.Context, a *flowspec.Announcement) error 
 
 // PeerStatus is a neighbour's session state.
 type PeerStatus struct {
-	Address string
-	ASN     uint32
-	State   string
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	ASN     uint32 `json:"asn"`
+	// State is the BGP FSM state: "established", "active", "idle", ...
+	State string `json:"state"`
+	// Established is true when the session is up.
+	Established bool `json:"established"`
+	// Advertised counts the routes sent, by family.
+	Advertised map[string]uint64 `json:"advertised"`
 }
+
+var familyNames = map[string]string{"AFI_IP/SAFI_UNICAST": "ipv4-unicast", "AFI_IP6/SAFI_UNICAST": "ipv6-unicast",
+	"AFI_IP/SAFI_FLOW_SPEC_UNICAST": "ipv4-flowspec", "AFI_IP6/SAFI_FLOW_SPEC_UNICAST": "ipv6-flowspec"}
 
 // Peers lists the neighbours and their session state.
 func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
+	s.mu.Lock()
+	running := s.running
+	s.mu.Unlock()
+	if !running {
+		return nil, nil
+	}
 	var out []PeerStatus
-	err := s.srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
+	err := s.srv.ListPeer(ctx, &api.ListPeerRequest{EnableAdvertised: true}, func(p *api.Peer) {
 		if p.State == nil {
 			return
 		}
-		out = append(out, PeerStatus{Address: p.State.NeighborAddress, ASN: p.State.PeerAsn, State: p.State.SessionState.String()})
+		ps := PeerStatus{Address: p.State.NeighborAddress, ASN: p.State.PeerAsn, Advertised: map[string]uint64{},
+			State:       strings.ToLower(strings.TrimPrefix(p.State.SessionState.String(), "")),
+			Established: p.State.SessionState == api.PeerState_ESTABLISHED}
+		if p.Conf != nil {
+			ps.Name = p.Conf.Description
+		}
+		for _, af := range p.AfiSafis {
+			if af.Config == nil || af.Config.Family == nil || af.State == nil {
+				continue
+			}
+			key := af.Config.Family.Afi.String() + "/" + af.Config.Family.Safi.String()
+			name, ok := familyNames[key]
+			if !ok {
+				name = strings.ToLower(key)
+			}
+			ps.Advertised[name] = af.State.Advertised
+		}
+		out = append(out, ps)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bgp: list peers: %w", err)

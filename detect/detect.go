@@ -155,3 +155,19 @@ type Host struct {
 	Addr      netip.Addr
 	Direction Direction
 }
+
+// MarshalText writes "incoming" or "outgoing".
+func (d Direction) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText reads "incoming" or "outgoing".
+func (d *Direction) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "incoming":
+		*d = Incoming
+	case "outgoing":
+		*d = Outgoing
+	default:
+		return fmt.Errorf("direction %q is not incoming or outgoing", b)
+	}
+	return nil
+}

@@ -9,6 +9,7 @@ import (
 	"math/bits"
 	"math/rand/v2"
 	"net/netip"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -1182,4 +1183,47 @@ func (e *Engine) Rates(k Host) (HostRates, bool) {
 func hostRates(k Host, h *host) HostRates {
 	return HostRates{Host: k, Hostgroup: h.entry.group.name, PPS: float64(h.r.pps[clsTotal]), BPS: float64(h.r.bps[clsTotal]),
 		Flows: float64(h.r.flows), BasePPS: float64(h.basePPS), Attack: h.atk() != nil}
+}
+
+// Top returns the n busiest hosts in a direction by "pps", "bps" or
+// "flows", busiest first. It walks every host: call it at human rates (a
+// live view, an API request), not per record.
+func (e *Engine) Top(n int, by string, dir Direction) []HostRates {
+	if n <= 0 {
+		return nil
+	}
+	val := func(r *HostRates) float64 {
+		switch by {
+		case "bps":
+			return r.BPS
+		case "flows":
+			return r.Flows
+		}
+		return r.PPS
+	}
+	top := make([]HostRates, 0, n+1)
+	for i := range e.shards {
+		s := &e.shards[i]
+		s.mu.Lock()
+		tab := &s.hosts[dir]
+		for j := uint32(0); j < tab.next; j++ {
+			h := tab.at(j)
+			if h.entry == nil {
+				continue
+			}
+			r := hostRates(Host{h.key.addr(), dir}, h)
+			if len(top) == n && val(&r) <= val(&top[n-1]) {
+				continue
+			}
+			k := sort.Search(len(top), func(i int) bool { return val(&top[i]) < val(&r) })
+			top = append(top, HostRates{})
+			copy(top[k+1:], top[k:])
+			top[k] = r
+			if len(top) > n {
+				top = top[:n]
+			}
+		}
+		s.mu.Unlock()
+	}
+	return top
 }

@@ -546,3 +546,23 @@ func TestTickLoop(t *testing.T) {
 		}
 	})
 }
+
+func TestTop(t *testing.T) {
+	c := newClock(newEngine(t, testPolicy(time.Second, pps(1e9))))
+	var batch []sources.Record
+	for i := 1; i <= 50; i++ {
+		batch = append(batch, sources.Record{Src: netip.MustParseAddr("192.0.2.1"), Dst: netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}),
+			Proto: 17, Packets: uint64(i * 10), Bytes: uint64(i * 10 * 100)})
+	}
+	for range 8 {
+		c.step(batch)
+	}
+	top := c.e.Top(3, "pps", Incoming)
+	if len(top) != 3 || top[0].Addr != netip.MustParseAddr("203.0.113.50") || top[2].Addr != netip.MustParseAddr("203.0.113.48") ||
+		top[0].PPS < top[1].PPS {
+		t.Errorf("top %+v", top)
+	}
+	if out := c.e.Top(3, "pps", Outgoing); len(out) != 0 {
+		t.Errorf("outgoing top %+v", out)
+	}
+}

@@ -314,3 +314,19 @@ func (a *Announcement) Path() (*api.Path, error) {
 	}
 	return p, nil
 }
+
+// MarshalText writes the kind's name.
+func (k Kind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// UnmarshalText reads a kind's name.
+func (k *Kind) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case policies.KindRTBH:
+		*k = RTBH
+	case policies.KindFlowSpec:
+		*k = FlowSpec
+	default:
+		return fmt.Errorf("kind %q is not rtbh or flowspec", b)
+	}
+	return nil
+}

@@ -331,3 +331,21 @@ func (r *Rule) clone() *Rule {
 	c.PacketLengths, c.DSCP, c.FlowLabels = slices.Clone(r.PacketLengths), slices.Clone(r.DSCP), slices.Clone(r.FlowLabels)
 	return &c
 }
+
+// MarshalText writes the action kind's name.
+func (k ActionKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// UnmarshalText reads an action kind's name.
+func (k *ActionKind) UnmarshalText(b []byte) error {
+	if len(b) == 0 { // no action: an RTBH announcement
+		*k = 0
+		return nil
+	}
+	for v, name := range actionNames {
+		if name == string(b) {
+			*k = v
+			return nil
+		}
+	}
+	return fmt.Errorf("action %q is not discard, rate-limit, redirect or mark", b)
+}

@@ -35,6 +35,10 @@ func (c *compiler) compile(files []parsedFile) {
 		bgpB                         []*bgpBlock
 		mitB                         []*mitigationBlock
 		defB                         []*groupBody
+		apiB                         []*apiBlock
+		apis, metr                   []hcl.Range
+		metB                         []*metricsBlock
+		hooks                        []hooksBlock
 		listeners                    []listenerSpec
 		hostgroups                   []*hostgroupBlock
 	)
@@ -52,6 +56,13 @@ func (c *compiler) compile(files []parsedFile) {
 		if s.Mitigation != nil {
 			mitB, mits = append(mitB, s.Mitigation), append(mits, s.Mitigation.DeclRange)
 		}
+		if s.API != nil {
+			apiB, apis = append(apiB, s.API), append(apis, s.API.DeclRange)
+		}
+		if s.Metrics != nil {
+			metB, metr = append(metB, s.Metrics), append(metr, s.Metrics.DeclRange)
+		}
+		hooks = append(hooks, s.Hooks...)
 		if s.Defaults != nil {
 			defB, defs = append(defB, s.Defaults), append(defs, s.Defaults.DeclRange)
 		}
@@ -72,6 +83,8 @@ func (c *compiler) compile(files []parsedFile) {
 	c.compileListeners(listeners)
 	c.compileBGP(singleton(c, "bgp", bgpB, bgps))
 	c.compileMitigation(singleton(c, "mitigation", mitB, mits))
+	c.compileAPI(singleton(c, "api", apiB, apis), singleton(c, "metrics", metB, metr))
+	c.compileHooks(hooks)
 	c.compileHostgroups(singleton(c, "defaults", defB, defs), hostgroups)
 }
 
@@ -331,4 +344,96 @@ func defaultFamilies(addr netip.Addr, kinds []string) []string {
 		out = append(out, "ipv4-flowspec", "ipv6-flowspec")
 	}
 	return out
+}
+
+func (c *compiler) compileAPI(a *apiBlock, m *metricsBlock) {
+	c.pol.API = API{Socket: DefaultAPISocket}
+	if a != nil {
+		if a.Socket != nil {
+			c.pol.API.Socket = *a.Socket
+		}
+		if a.Token != nil {
+			c.pol.API.Token = *a.Token
+		}
+		if ap, rng, ok := c.addrPort(a.Listen, false); ok {
+			c.pol.API.Listen = ap
+			if !ap.Addr().IsLoopback() && c.pol.API.Token == "" {
+				c.errorf(rng, "API without a token", "the API on %s is reachable from the network: set token (a long random string) or listen on loopback", ap)
+			}
+		}
+		if c.pol.API.Token != "" && len(c.pol.API.Token) < 16 {
+			c.errorf(a.DeclRange, "Weak API token", "the token has %d characters; use at least 16 random ones", len(c.pol.API.Token))
+		}
+	}
+	if m != nil {
+		if ap, _, ok := c.addrPort(m.Listen, true); ok {
+			c.pol.Metrics.Listen = ap
+		}
+	}
+}
+
+func (c *compiler) compileHookEvents(e hcl.Expression) []string {
+	list, ok := c.strList(e)
+	if !ok {
+		return slices.Clone(HookEvents)
+	}
+	var out []string
+	for _, it := range list {
+		if !slices.Contains(HookEvents, it.s) {
+			c.errorf(it.rng, "Unknown hook event", "%q is not an event; write any of %s", it.s, strings.Join(HookEvents, ", "))
+			continue
+		}
+		out = append(out, it.s)
+	}
+	return out
+}
+
+func (c *compiler) compileHooks(blocks []hooksBlock) {
+	names := map[string]hcl.Range{}
+	dup := func(name string, rng hcl.Range) bool {
+		if prev, ok := names[name]; ok {
+			c.errorf(rng, "Duplicate hook", "a hook named %q is already defined at %s", name, rangeString(prev))
+			return true
+		}
+		names[name] = rng
+		return false
+	}
+	for _, hb := range blocks {
+		for _, e := range hb.Exec {
+			if dup(e.Name, e.DeclRange) {
+				continue
+			}
+			h := ExecHook{Name: e.Name, Timeout: 10 * time.Second, Events: c.compileHookEvents(e.Events)}
+			if e.Path == nil || !strings.HasPrefix(*e.Path, "/") {
+				c.errorf(e.DeclRange, "Invalid hook path", "an exec hook runs an absolute path, such as path = \"/usr/local/bin/notify-noc\"")
+			} else {
+				h.Path = *e.Path
+			}
+			if d, _, ok := c.duration(e.Timeout); ok {
+				h.Timeout = d
+			}
+			c.pol.Hooks.Exec = append(c.pol.Hooks.Exec, h)
+		}
+		for _, w := range hb.Webhooks {
+			if dup(w.Name, w.DeclRange) {
+				continue
+			}
+			h := WebhookHook{Name: w.Name, Timeout: 5 * time.Second, Retries: 3, Events: c.compileHookEvents(w.Events)}
+			if w.URL == nil || !(strings.HasPrefix(*w.URL, "http://") || strings.HasPrefix(*w.URL, "https://")) {
+				c.errorf(w.DeclRange, "Invalid webhook URL", "a webhook posts to an http:// or https:// URL, such as url = \"https://noc.example.net/floodgate\"")
+			} else {
+				h.URL = *w.URL
+			}
+			if w.Headers != nil {
+				h.Headers = *w.Headers
+			}
+			if d, _, ok := c.duration(w.Timeout); ok {
+				h.Timeout = d
+			}
+			if n, _, ok := c.uintRange(w.Retries, 0, 20, "retries"); ok {
+				h.Retries = int(n)
+			}
+			c.pol.Hooks.Webhooks = append(c.pol.Hooks.Webhooks, h)
+		}
+	}
 }

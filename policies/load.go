@@ -29,6 +29,7 @@ const (
 	DefaultCoverage  = 0.9
 	DefaultStateFile = "floodgate.db"
 	DefaultBGPPort   = 179
+	DefaultAPISocket = "/run/floodgate/api.sock"
 )
 
 // Error is a list of configuration errors, each with its position.

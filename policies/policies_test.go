@@ -56,6 +56,22 @@ mitigation {
   max_active = 500
   state_file = "/tmp/state.db"
 }
+api {
+  socket = "/tmp/fg.sock"
+  listen = "127.0.0.1:8080"
+}
+metrics { listen = "127.0.0.1:9650" }
+hooks {
+  exec "noc" {
+    path   = "/usr/local/bin/notify"
+    events = ["mitigation_announced"]
+  }
+  webhook "chat" {
+    url     = "https://chat.example.net/hook"
+    retries = 5
+    headers = { Authorization = "Bearer x" }
+  }
+}
 `
 	pol, err := parseOne(t, src)
 	if err != nil {
@@ -72,6 +88,13 @@ mitigation {
 		},
 		BGP:        BGP{ASN: 65000, RouterID: netip.MustParseAddr("192.0.2.254")},
 		Mitigation: Mitigation{DryRun: true, MaxActive: 500, StateFile: "/tmp/state.db"},
+		API:        API{Socket: "/tmp/fg.sock", Listen: netip.MustParseAddrPort("127.0.0.1:8080")},
+		Metrics:    Metrics{Listen: netip.MustParseAddrPort("127.0.0.1:9650")},
+		Hooks: Hooks{
+			Exec: []ExecHook{{Name: "noc", Path: "/usr/local/bin/notify", Timeout: 10 * time.Second, Events: []string{"mitigation_announced"}}},
+			Webhooks: []WebhookHook{{Name: "chat", URL: "https://chat.example.net/hook", Headers: map[string]string{"Authorization": "Bearer x"},
+				Timeout: 5 * time.Second, Retries: 5, Events: HookEvents}},
+		},
 		Hostgroups: []*Hostgroup{{
 			Name:     "customers",
 			Prefixes: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24"), netip.MustParsePrefix("2001:db8::/32")},
@@ -181,6 +204,10 @@ func TestErrors(t *testing.T) {
 			`test.hcl:4:23: Invalid community`},
 		{"duplicate prefix", minimal + "hostgroup \"a\" { prefixes = [\"192.0.2.0/24\"] }\nhostgroup \"b\" { prefixes = [\"192.0.2.0/24\"] }\n",
 			`test.hcl:7:29: Duplicate prefix: 192.0.2.0/24 is already in hostgroup "a" at test.hcl:6:29`},
+		{"api on the network without token", minimal + "api { listen = \"0.0.0.0:8080\" }\n",
+			`test.hcl:6:16: API without a token`},
+		{"unknown hook event", minimal + "hooks {\n  exec \"x\" {\n    path = \"/bin/true\"\n    events = [\"ban\"]\n  }\n}\n",
+			`test.hcl:9:15: Unknown hook event`},
 		{"syntax", minimal + "hostgroup \"a\" {\n  prefixes = [\n}\n",
 			`test.hcl:8:1:`},
 	}

@@ -27,6 +27,12 @@ type Policy struct {
 	BGP BGP
 	// Mitigation holds global mitigation settings.
 	Mitigation Mitigation
+	// API is where the daemon serves its HTTP API.
+	API API
+	// Metrics is an extra listener for /metrics.
+	Metrics Metrics
+	// Hooks are the notification hooks.
+	Hooks Hooks
 	// Hostgroups are the monitored networks, in the order they were
 	// defined, with the defaults block applied. Prefixes do not repeat
 	// across hostgroups.
@@ -47,6 +53,54 @@ type Mitigation struct {
 	// By default routes stay announced until their expiry, so that a
 	// restart within it is seamless.
 	WithdrawOnShutdown bool
+}
+
+// API is where the daemon serves its JSON API (and /metrics).
+type API struct {
+	// Socket is the unix socket path, mode 0660. Default
+	// "/run/floodgate/api.sock"; "" disables it.
+	Socket string
+	// Listen is an optional TCP address. Outside loopback it requires
+	// Token.
+	Listen netip.AddrPort
+	// Token is the bearer token required on TCP.
+	Token string
+}
+
+// Metrics is an extra listener that serves only /metrics.
+type Metrics struct {
+	// Listen is the TCP address (invalid: none; /metrics is also on the
+	// API).
+	Listen netip.AddrPort
+}
+
+// Hooks are notification hooks on attack start, mitigation announced and
+// mitigation withdrawn.
+type Hooks struct {
+	Exec     []ExecHook
+	Webhooks []WebhookHook
+}
+
+// Hook events.
+var HookEvents = []string{"attack_started", "mitigation_announced", "mitigation_withdrawn"}
+
+// ExecHook runs an executable: arguments <ip> <direction> <pps> and
+// attack_details, ban or unban; the event as JSON on standard input.
+type ExecHook struct {
+	Name    string
+	Path    string
+	Timeout time.Duration // default 10s
+	Events  []string      // default all
+}
+
+// WebhookHook POSTs the event as JSON.
+type WebhookHook struct {
+	Name    string
+	URL     string
+	Headers map[string]string
+	Timeout time.Duration // default 5s
+	Retries int           // default 3
+	Events  []string      // default all
 }
 
 // Log configures logging.

@@ -11,6 +11,9 @@ type fileSchema struct {
 	Sources    []sourcesBlock   `hcl:"sources,block"`
 	BGP        *bgpBlock        `hcl:"bgp,block"`
 	Mitigation *mitigationBlock `hcl:"mitigation,block"`
+	API        *apiBlock        `hcl:"api,block"`
+	Metrics    *metricsBlock    `hcl:"metrics,block"`
+	Hooks      []hooksBlock     `hcl:"hooks,block"`
 	Defaults   *groupBody       `hcl:"defaults,block"`
 	Hostgroups []hostgroupBlock `hcl:"hostgroup,block"`
 }
@@ -171,4 +174,39 @@ type escalateBlock struct {
 	FlowSpec  *flowspecBlock `hcl:"flowspec,block"`
 	RTBH      *rtbhBlock     `hcl:"rtbh,block"`
 	DeclRange hcl.Range      `hcl:",def_range"`
+}
+
+type apiBlock struct {
+	Socket    *string        `hcl:"socket"`
+	Listen    hcl.Expression `hcl:"listen"`
+	Token     *string        `hcl:"token"`
+	DeclRange hcl.Range      `hcl:",def_range"`
+}
+
+type metricsBlock struct {
+	Listen    hcl.Expression `hcl:"listen"`
+	DeclRange hcl.Range      `hcl:",def_range"`
+}
+
+type hooksBlock struct {
+	Exec     []execHookBlock    `hcl:"exec,block"`
+	Webhooks []webhookHookBlock `hcl:"webhook,block"`
+}
+
+type execHookBlock struct {
+	Name      string         `hcl:"name,label"`
+	Path      *string        `hcl:"path"`
+	Timeout   hcl.Expression `hcl:"timeout"`
+	Events    hcl.Expression `hcl:"events"`
+	DeclRange hcl.Range      `hcl:",def_range"`
+}
+
+type webhookHookBlock struct {
+	Name      string             `hcl:"name,label"`
+	URL       *string            `hcl:"url"`
+	Headers   *map[string]string `hcl:"headers"`
+	Timeout   hcl.Expression     `hcl:"timeout"`
+	Retries   hcl.Expression     `hcl:"retries"`
+	Events    hcl.Expression     `hcl:"events"`
+	DeclRange hcl.Range          `hcl:",def_range"`
 }

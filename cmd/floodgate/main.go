@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -27,6 +26,8 @@ const (
 	exitFailure = 1
 	exitUsage   = 2
 	exitConfig  = 3
+	// exitNotRunning: an API command found no daemon.
+	exitNotRunning = 4
 )
 
 const usage = `usage: floodgate <command> [flags]
@@ -37,6 +38,16 @@ commands:
                            validate a configuration and print every error;
                            with --explain, what applies to that address
   version                  print the version of floodgate and of its BGP library
+
+talking to a running daemon (flags: --socket PATH, --api URL --token T, --config PATH, --json):
+  status                   version, sources, BGP neighbours, detection and mitigation counters
+  attacks                  attacks going on and recent ones
+  mitigations              what is announced, why, until when
+  ban ADDRESS|PREFIX       blackhole (--duration, --reason, --community)
+  ban --flowspec RULE      announce a FlowSpec rule (--action, --rate, --redirect, --dscp, --duration)
+  unban ADDRESS|PREFIX     withdraw what is announced for it (or --key KEY)
+  reload                   reload the configuration
+  top                      live view of the busiest hosts (q quits)
 `
 
 func main() {
@@ -53,8 +64,22 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		return cmdRun(args[1:], stdout, stderr)
 	case "check":
 		return cmdCheck(args[1:], stdout, stderr)
+	case "status":
+		return cmdStatus(args[1:], stdout, stderr)
+	case "attacks":
+		return cmdAttacks(args[1:], stdout, stderr)
+	case "mitigations":
+		return cmdMitigations(args[1:], stdout, stderr)
+	case "ban":
+		return cmdBan(args[1:], stdout, stderr)
+	case "unban":
+		return cmdUnban(args[1:], stdout, stderr)
+	case "reload":
+		return cmdReload(args[1:], stdout, stderr)
+	case "top":
+		return cmdTop(args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version", "-v":
-		fmt.Fprintf(stdout, "floodgate %s\ngobgp %s\n", version, moduleVersion("github.com/osrg/gobgp/v3"))
+		fmt.Fprintf(stdout, "floodgate %s\ngobgp %s\n", version, controller.GoBGPVersion())
 		return exitOK
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
@@ -62,22 +87,6 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "floodgate: unknown command %q\n\n%s", args[0], usage)
 	return exitUsage
-}
-
-func moduleVersion(path string) string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	for _, m := range bi.Deps {
-		if m.Path == path {
-			if m.Replace != nil {
-				return m.Replace.Version
-			}
-			return m.Version
-		}
-	}
-	return "unknown"
 }
 
 func newFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
@@ -158,7 +167,7 @@ func cmdRun(args []string, _, stderr io.Writer) int {
 	}
 	log := controller.NewLogger(pol.Log, stderr)
 	log.Info("starting", "version", version, "config", path, "files", len(pol.Files))
-	d, err := controller.NewDaemon(pol, log)
+	d, err := controller.NewDaemon(pol, log, controller.Options{Version: version, ConfigPath: path})
 	if err != nil {
 		log.Error("cannot build daemon", "error", err.Error())
 		return exitFailure

@@ -58,6 +58,30 @@ bgp {
   # }
 }
 
+# The JSON API (and /metrics) for the CLI: `floodgate status --config
+# examples/quickstart`, `floodgate top --config examples/quickstart`.
+api {
+  socket = "floodgate.sock" # default /run/floodgate/api.sock
+  # listen = "127.0.0.1:8080" # TCP as well; outside loopback set token
+  # token  = "a-long-random-string"
+}
+
+# Prometheus metrics on their own listener (they are also on the API).
+metrics {
+  listen = "127.0.0.1:9650"
+}
+
+# Hooks on attack_started, mitigation_announced, mitigation_withdrawn.
+# hooks {
+#   exec "noc" {
+#     path    = "/usr/local/bin/floodgate-notify" # args: <ip> <direction> <pps> attack_details|ban|unban
+#     timeout = "10s"
+#   }
+#   webhook "chat" {
+#     url = "https://chat.example.net/hooks/floodgate"
+#   }
+# }
+
 mitigation {
   dry_run    = false          # true: log what would be announced, send nothing
   max_active = 10000          # cap on mitigations active at once

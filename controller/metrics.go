@@ -1,0 +1,148 @@
+package controller
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics exposes the daemon's counters to Prometheus. It reads each
+// component's statistics at scrape time, so the hot paths pay nothing.
+// Labels are bounded by the configuration: listener, hostgroup, neighbour,
+// family, kind, reason; never an address from traffic.
+type metrics struct {
+	d *Daemon
+
+	flowDatagrams, flowBytes, flowRecords, flowMalformed, flowUnknownTemplate, flowDrops *prometheus.Desc
+
+	detectRecords, detectMonitored, detectHosts, detectRefused, detectEvicted *prometheus.Desc
+	detectTick, detectSketches, detectAttacks                                 *prometheus.Desc
+
+	mitActive, mitAnnounced, mitWithdrawn, mitExtended, mitEscalations, mitFailures, mitRefused *prometheus.Desc
+
+	bgpUp, bgpAdvertised *prometheus.Desc
+}
+
+func newMetrics(d *Daemon) *metrics {
+	desc := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("floodgate_"+name, help, labels, nil)
+	}
+	return &metrics{
+		d:                   d,
+		flowDatagrams:       desc("flow_datagrams_total", "Datagrams received by a flow listener.", "listener", "protocol"),
+		flowBytes:           desc("flow_received_bytes_total", "Bytes of datagrams received by a flow listener.", "listener", "protocol"),
+		flowRecords:         desc("flow_records_total", "Records decoded by a flow listener.", "listener", "protocol"),
+		flowMalformed:       desc("flow_malformed_datagrams_total", "Datagrams rejected as malformed.", "listener", "protocol"),
+		flowUnknownTemplate: desc("flow_unknown_template_datagrams_total", "Datagrams with data for a template not received yet.", "listener", "protocol"),
+		flowDrops:           desc("flow_queue_dropped_datagrams_total", "Datagrams dropped because the decode queue was full.", "listener", "protocol"),
+		detectRecords:       desc("detect_records_total", "Records given to detection."),
+		detectMonitored:     desc("detect_counted_total", "Host-directions counted (a record between two monitored hosts counts twice)."),
+		detectHosts:         desc("detect_hosts", "Host-directions tracked."),
+		detectRefused:       desc("detect_refused_total", "Counts not tracked per host because the host cap was reached."),
+		detectEvicted:       desc("detect_evicted_hosts_total", "Idle hosts evicted."),
+		detectTick:          desc("detect_tick_duration_seconds", "Duration of the last detection tick."),
+		detectSketches:      desc("detect_sketches", "Hosts whose traffic shape is tracked (suspect or attacked)."),
+		detectAttacks:       desc("detect_attacks_active", "Attacks going on.", "hostgroup"),
+		mitActive:           desc("mitigation_active", "Active mitigations.", "kind", "hostgroup"),
+		mitAnnounced:        desc("mitigation_announcements_total", "Mitigations announced."),
+		mitWithdrawn:        desc("mitigation_withdrawals_total", "Mitigations withdrawn."),
+		mitExtended:         desc("mitigation_extensions_total", "Mitigations extended because the attack went on."),
+		mitEscalations:      desc("mitigation_escalations_total", "Escalations announced."),
+		mitFailures:         desc("mitigation_failures_total", "Announcements, withdrawals or store writes that failed."),
+		mitRefused:          desc("mitigation_refusals_total", "Announcements refused by the safety checks or caps.", "reason"),
+		bgpUp:               desc("bgp_neighbor_established", "1 when the session with the neighbour is established.", "neighbor"),
+		bgpAdvertised:       desc("bgp_neighbor_advertised_routes", "Routes advertised to the neighbour.", "neighbor", "family"),
+	}
+}
+
+// Describe sends the descriptors.
+func (m *metrics) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(m, ch) }
+
+// Collect reads the components' statistics.
+func (m *metrics) Collect(ch chan<- prometheus.Metric) {
+	counter := func(d *prometheus.Desc, v float64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, l...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, l...)
+	}
+	for _, s := range m.d.Collector.Stats() {
+		p := string(s.Protocol)
+		counter(m.flowDatagrams, float64(s.Datagrams), s.Name, p)
+		counter(m.flowBytes, float64(s.Bytes), s.Name, p)
+		counter(m.flowRecords, float64(s.Records), s.Name, p)
+		counter(m.flowMalformed, float64(s.Malformed), s.Name, p)
+		counter(m.flowUnknownTemplate, float64(s.UnknownTemplate), s.Name, p)
+		counter(m.flowDrops, float64(s.QueueDrops), s.Name, p)
+	}
+	ds := m.d.Engine.Stats()
+	counter(m.detectRecords, float64(ds.Records))
+	counter(m.detectMonitored, float64(ds.Monitored))
+	gauge(m.detectHosts, float64(ds.Hosts))
+	counter(m.detectRefused, float64(ds.Refused))
+	counter(m.detectEvicted, float64(ds.Evicted))
+	gauge(m.detectTick, ds.LastTick.Seconds())
+	gauge(m.detectSketches, float64(ds.Sketches))
+
+	pol := m.d.Policy()
+	mit := m.d.Mitigator
+	if mit == nil {
+		return
+	}
+	ms := mit.Stats()
+	counter(m.mitAnnounced, float64(ms.Announced))
+	counter(m.mitWithdrawn, float64(ms.Withdrawn))
+	counter(m.mitExtended, float64(ms.Extended))
+	counter(m.mitEscalations, float64(ms.Escalations))
+	counter(m.mitFailures, float64(ms.Failures))
+	for reason, n := range ms.Refused {
+		counter(m.mitRefused, float64(n), reason)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	attacks := map[string]int{}
+	active := map[[2]string]int{}
+	for _, hg := range pol.Hostgroups {
+		attacks[hg.Name] = 0
+		active[[2]string{"rtbh", hg.Name}] = 0
+		active[[2]string{"flowspec", hg.Name}] = 0
+	}
+	if a, _, err := mit.Attacks(ctx); err == nil {
+		for _, x := range a {
+			if _, ok := attacks[x.Signature.Hostgroup]; ok {
+				attacks[x.Signature.Hostgroup]++
+			}
+		}
+	}
+	if list, err := mit.Active(ctx); err == nil {
+		for _, x := range list {
+			k := [2]string{x.Announcement.Kind.String(), x.Hostgroup}
+			if _, ok := active[k]; ok {
+				active[k]++
+			}
+		}
+	}
+	for hg, n := range attacks {
+		gauge(m.detectAttacks, float64(n), hg)
+	}
+	for k, n := range active {
+		gauge(m.mitActive, float64(n), k[0], k[1])
+	}
+	if peers, err := m.d.Speaker.Peers(ctx); err == nil {
+		for _, p := range peers {
+			name := p.Name
+			if name == "" {
+				name = p.Address
+			}
+			up := 0.0
+			if p.Established {
+				up = 1
+			}
+			gauge(m.bgpUp, up, name)
+			for fam, n := range p.Advertised {
+				gauge(m.bgpAdvertised, float64(n), name, fam)
+			}
+		}
+	}
+}
