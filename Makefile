@@ -8,7 +8,7 @@ LDFLAGS := -X main.version=$(VERSION)
 export PATH := $(PATH):/usr/local/go/bin
 
 # Debian packages the integration tests use (command:package).
-TEST_TOOLS := gobgpd:gobgpd gobgp:gobgpd ip:iproute2
+TEST_TOOLS := gobgpd:gobgpd gobgp:gobgpd ip:iproute2 tmux:tmux
 
 .PHONY: all build run check test test-deps lint unit fuzz bench clean
 
