@@ -10,7 +10,10 @@ export PATH := $(PATH):/usr/local/go/bin
 # Debian packages the integration tests use (command:package).
 TEST_TOOLS := gobgpd:gobgpd gobgp:gobgpd ip:iproute2 tmux:tmux
 
-.PHONY: all build run check test test-deps lint unit fuzz bench clean
+PREFIX  ?= /usr/local
+DESTDIR ?=
+
+.PHONY: all build run check test test-deps lint unit fuzz bench install clean
 
 all: build
 
@@ -56,6 +59,21 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./... | tee bench.txt
+
+# Installs the binary, the systemd unit and, if none exists, a starting
+# configuration; creates the floodgate system user when run as root on the
+# real system (DESTDIR empty).
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/floodgate
+	install -D -m 0644 examples/systemd/floodgate.service $(DESTDIR)/etc/systemd/system/floodgate.service
+	@if [ ! -e $(DESTDIR)/etc/floodgate/floodgate.hcl ]; then \
+	  install -D -m 0640 examples/systemd/floodgate.hcl $(DESTDIR)/etc/floodgate/floodgate.hcl; \
+	else echo "keeping the existing $(DESTDIR)/etc/floodgate/floodgate.hcl"; fi
+	install -d -m 0750 $(DESTDIR)/var/lib/floodgate
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && ! id floodgate >/dev/null 2>&1; then \
+	  useradd --system --home-dir /var/lib/floodgate --shell /usr/sbin/nologin floodgate; \
+	  chown floodgate:floodgate /var/lib/floodgate; chgrp floodgate /etc/floodgate/floodgate.hcl; \
+	fi
 
 clean:
 	rm -rf bin bench.txt

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -71,6 +72,12 @@ sources {
 bgp {
   asn       = 65000
   router_id = "192.0.2.254"
+  # A router that never comes: its metrics show the session down.
+  neighbor "absent" {
+    address = "127.0.0.9"
+    asn     = 65001
+    passive = true
+  }
 }
 api {
   socket = "%s"
@@ -258,6 +265,20 @@ func TestAPI(t *testing.T) {
 		for _, p := range problems {
 			if strings.HasPrefix(p.Metric, "floodgate_") && !strings.HasPrefix(p.Metric, "floodgate_process_") {
 				t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+			}
+		}
+		// Every metric the Grafana dashboard uses exists.
+		dash, err := os.ReadFile("../examples/grafana/floodgate.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		names := regexp.MustCompile(`floodgate_[a-z_]+`).FindAllString(string(dash), -1)
+		if len(names) < 10 {
+			t.Fatalf("dashboard uses %d metrics", len(names))
+		}
+		for _, n := range names {
+			if !strings.Contains(text, "\n"+n) && !strings.Contains(text, "# TYPE "+n+" ") {
+				t.Errorf("dashboard metric %s is not exported", n)
 			}
 		}
 		// The same metrics are on the API.
