@@ -2,8 +2,13 @@
 // Record type, one observation of traffic already scaled by its sampling
 // rate, and the Sink interface that receives batches of them. The inputs
 // themselves live in sub-packages: sources/flow (sFlow v5, NetFlow v5/v9 and
-// IPFIX over UDP) and sources/header (the allocation-free parser for raw
-// packet headers shared by sFlow and packet inputs).
+// IPFIX over UDP), sources/mirror (AF_PACKET capture of mirror ports),
+// sources/pcapfile (capture replay) and sources/header (the allocation-free
+// parser for raw packet headers shared by sFlow and the packet inputs).
+//
+// Every input describes the same traffic with the same records: addresses,
+// ports (for ICMP and ICMPv6, SrcPort 0 and DstPort type<<8 | code, as
+// NetFlow has it), IP bytes, counts multiplied by the sampling rate.
 package sources
 
 import "net/netip"

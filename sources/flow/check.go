@@ -24,6 +24,9 @@ const (
 	maxV5Records    = 30 * 4 // exporters send at most 30; leave room
 	variableLength  = 0xffff
 	maxSFlowSamples = 1000
+	// maxTemplateFields is the most fields a template may have; real
+	// templates have tens.
+	maxTemplateFields = 1024
 )
 
 // checkNetFlowV5 rejects a v5 datagram whose record count does not fit its
@@ -131,6 +134,9 @@ func checkTemplateSet(b []byte, version uint16) error {
 		if count == 0 {
 			return malformed("template %d has no fields", id)
 		}
+		if count > maxTemplateFields {
+			return malformed("template %d has %d fields, at most %d accepted", id, count, maxTemplateFields)
+		}
 		if count*4 > len(b)-4 {
 			return malformed("template %d claims %d fields in %d bytes", id, count, len(b)-4)
 		}
@@ -156,6 +162,9 @@ func checkV9OptionsTemplateSet(b []byte) error {
 		}
 		if scopeLen%4 != 0 || optLen%4 != 0 || scopeLen+optLen > len(b)-6 {
 			return malformed("options template %d: scope %d and option %d bytes in %d", id, scopeLen, optLen, len(b)-6)
+		}
+		if (scopeLen+optLen)/4 > maxTemplateFields {
+			return malformed("options template %d has %d fields, at most %d accepted", id, (scopeLen+optLen)/4, maxTemplateFields)
 		}
 		scopeSize, rest, err := fieldSpecs(b[6:], scopeLen/4, 9)
 		if err != nil {
@@ -187,6 +196,9 @@ func checkIPFIXOptionsTemplateSet(b []byte) error {
 		}
 		if count == 0 || scopeCount > count || count*4 > len(b)-6 {
 			return malformed("options template %d: %d fields (%d scope) in %d bytes", id, count, scopeCount, len(b)-6)
+		}
+		if count > maxTemplateFields {
+			return malformed("options template %d has %d fields, at most %d accepted", id, count, maxTemplateFields)
 		}
 		size, rest, err := fieldSpecs(b[6:], count, 10)
 		if err != nil {

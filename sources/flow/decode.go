@@ -6,9 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
-	"github.com/netsampler/goflow2/v2/decoders/netflow"
 	"github.com/netsampler/goflow2/v2/decoders/netflowlegacy"
 	"github.com/netsampler/goflow2/v2/decoders/sflow"
 
@@ -29,12 +29,22 @@ const (
 )
 
 // ErrUnknownTemplate reports data records whose template has not been
-// received yet from that exporter.
+// received yet from that exporter (or has expired).
 var ErrUnknownTemplate = errors.New("unknown template")
 
 // maxFlowDuration bounds the duration taken from an exporter's timestamps,
 // so that a wrong clock cannot spread counts over hours.
 const maxFlowDuration = 10 * time.Minute
+
+// MaxSamplingRate is the largest sampling rate taken from an export or a
+// configuration; larger values are ignored as nonsense.
+const MaxSamplingRate = 1 << 24
+
+// Bounds of the sampling state kept per exporter.
+const (
+	maxSamplingDomains = 256 // observation domains with a sampling rate
+	maxSamplers        = 64  // sampler IDs per domain
+)
 
 // DecoderConfig holds the settings of a Decoder.
 type DecoderConfig struct {
@@ -47,22 +57,55 @@ type DecoderConfig struct {
 	// whatever their exports say.
 	Sampling map[netip.Addr]uint32
 	// MaxExporters bounds the per-exporter state (templates, sampling)
-	// kept by one decoder; the least recently seen exporter is dropped
-	// when a new one arrives. Zero means 4096.
+	// kept by one decoder; when a new exporter arrives in a full table,
+	// idle exporters and then the least recently seen are dropped (an
+	// eighth of the table at once). Zero means DefaultMaxExporters.
 	MaxExporters int
 	// ExporterIdle is how long an exporter's state is kept without a
-	// datagram. Zero means 1 hour.
+	// datagram. Zero means DefaultExporterIdle.
 	ExporterIdle time.Duration
+	// MaxTemplates bounds the NetFlow v9 and IPFIX templates kept per
+	// exporter, over all its observation domains; when full, the template
+	// announced longest ago is dropped. Zero means DefaultMaxTemplates.
+	MaxTemplates int
+	// TemplateTTL is how long a template lives after it was last
+	// announced. Zero means DefaultTemplateTTL.
+	TemplateTTL time.Duration
+	// MaxTemplateFields bounds the template fields held over all
+	// exporters, which bounds the memory templates take (about 16 bytes a
+	// field) even when exporter addresses are spoofed; a template past it
+	// is refused. Zero means DefaultMaxTemplateFields.
+	MaxTemplateFields int
+}
+
+// DecoderStats counts what a Decoder saw besides records and errors.
+type DecoderStats struct {
+	// CounterSamples is the number of sFlow counter samples skipped.
+	CounterSamples uint64
+	// TemplatesDropped counts templates that expired or were evicted
+	// from a full per-exporter cache.
+	TemplatesDropped uint64
+	// ExportersDropped counts exporters whose state was dropped because
+	// the table was full or they were idle.
+	ExportersDropped uint64
 }
 
 // exporterState is what a decoder remembers about one exporter: its
-// templates (one template system per exporter, since goflow2 keys templates
-// by version, domain and id only) and the sampling rate announced in
-// options data.
+// templates (one cache per exporter, since goflow2 keys templates by
+// version, domain and ID only) and the sampling rates announced in options
+// data, per observation domain.
 type exporterState struct {
-	templates netflow.NetFlowTemplateSystem
-	sampling  uint32
+	templates *templateCache
+	sampling  map[uint64]*domainSampling // key: version<<32 | domain
 	lastSeen  time.Time
+}
+
+// domainSampling is the sampling announced by one observation domain: the
+// last rate announced, and the rate of each sampler ID for data records
+// that name their sampler.
+type domainSampling struct {
+	rate     uint32
+	samplers map[uint64]uint32
 }
 
 // Decoder turns datagrams into records. It keeps per-exporter state and is
@@ -72,13 +115,13 @@ type exporterState struct {
 type Decoder struct {
 	cfg       DecoderConfig
 	exporters map[netip.Addr]*exporterState
+	stats     DecoderStats
+	budget    templateBudget
 
 	// Reused decode targets.
-	v5    netflowlegacy.PacketNetFlowV5
-	v9    netflow.NFv9Packet
-	ipfix netflow.IPFIXPacket
-	sf    sflow.Packet
-	hdr   header.Packet
+	v5  netflowlegacy.PacketNetFlowV5
+	sf  sflow.Packet
+	hdr header.Packet
 }
 
 // NewDecoder returns a Decoder with cfg, defaults applied.
@@ -87,21 +130,47 @@ func NewDecoder(cfg DecoderConfig) *Decoder {
 		cfg.DefaultSampling = 1
 	}
 	if cfg.MaxExporters <= 0 {
-		cfg.MaxExporters = 4096
+		cfg.MaxExporters = DefaultMaxExporters
 	}
 	if cfg.ExporterIdle <= 0 {
-		cfg.ExporterIdle = time.Hour
+		cfg.ExporterIdle = DefaultExporterIdle
 	}
-	return &Decoder{cfg: cfg, exporters: make(map[netip.Addr]*exporterState)}
+	if cfg.MaxTemplates <= 0 {
+		cfg.MaxTemplates = DefaultMaxTemplates
+	}
+	if cfg.TemplateTTL <= 0 {
+		cfg.TemplateTTL = DefaultTemplateTTL
+	}
+	if cfg.MaxTemplateFields <= 0 {
+		cfg.MaxTemplateFields = DefaultMaxTemplateFields
+	}
+	return &Decoder{
+		cfg:       cfg,
+		exporters: make(map[netip.Addr]*exporterState),
+		budget:    templateBudget{max: cfg.MaxTemplateFields},
+	}
 }
 
 // Exporters returns the number of exporters whose state is kept.
 func (d *Decoder) Exporters() int { return len(d.exporters) }
 
+// Templates returns the number of templates kept for exporter.
+func (d *Decoder) Templates(exporter netip.Addr) int {
+	if st, ok := d.exporters[exporter.Unmap()]; ok {
+		return st.templates.len()
+	}
+	return 0
+}
+
+// Stats returns the decoder's counters since it was made.
+func (d *Decoder) Stats() DecoderStats { return d.stats }
+
 // Decode decodes one datagram received from exporter at now and appends its
 // records to out. On error the records decoded before it are still
 // returned, and the error says what was wrong; ErrMalformed and
-// ErrUnknownTemplate can be told apart with errors.Is.
+// ErrUnknownTemplate can be told apart with errors.Is. NetFlow v9 and IPFIX
+// data allocate nothing; goflow2's sFlow decoder allocates per sample and
+// its v5 decoder per datagram.
 func (d *Decoder) Decode(exporter netip.Addr, now time.Time, b []byte, out []sources.Record) ([]sources.Record, error) {
 	exporter = exporter.Unmap()
 	switch d.cfg.Protocol {
@@ -126,32 +195,57 @@ func (d *Decoder) state(exporter netip.Addr, now time.Time) *exporterState {
 	st, ok := d.exporters[exporter]
 	if !ok {
 		if len(d.exporters) >= d.cfg.MaxExporters {
-			d.evict(now)
+			d.stats.ExportersDropped += uint64(evictOldest(d.exporters, d.cfg.MaxExporters, now.Add(-d.cfg.ExporterIdle),
+				func(st *exporterState) time.Time { return st.lastSeen },
+				func(st *exporterState) { st.templates.release() }))
 		}
-		st = &exporterState{templates: netflow.CreateTemplateSystem()}
+		st = &exporterState{
+			templates: newTemplateCache(d.cfg.MaxTemplates, d.cfg.TemplateTTL, &d.stats.TemplatesDropped, &d.budget),
+			sampling:  make(map[uint64]*domainSampling),
+		}
 		d.exporters[exporter] = st
 	}
 	st.lastSeen = now
+	st.templates.now = now
 	return st
 }
 
-// evict drops idle exporters, or the least recently seen one if none is
-// idle. It runs only when the table is full, so its cost is amortised.
-func (d *Decoder) evict(now time.Time) {
-	var oldest netip.Addr
-	var oldestSeen time.Time
-	for a, st := range d.exporters {
-		if now.Sub(st.lastSeen) > d.cfg.ExporterIdle {
-			delete(d.exporters, a)
-			continue
-		}
-		if oldestSeen.IsZero() || st.lastSeen.Before(oldestSeen) {
-			oldest, oldestSeen = a, st.lastSeen
+// evictOldest makes room in a full map: it drops every entry last seen
+// before idleBefore, then the least recently seen until at most 7/8 of max
+// are left, so that a stream of new keys costs a sort every max/8 inserts
+// rather than a scan per insert. It calls drop, if not nil, for each entry
+// dropped, and returns their number.
+func evictOldest[K comparable, V any](m map[K]V, max int, idleBefore time.Time, seen func(V) time.Time, drop func(V)) int {
+	type kt struct {
+		k K
+		t time.Time
+	}
+	n := len(m)
+	live := make([]kt, 0, len(m))
+	for k, v := range m {
+		if t := seen(v); t.Before(idleBefore) {
+			if drop != nil {
+				drop(v)
+			}
+			delete(m, k)
+		} else {
+			live = append(live, kt{k, t})
 		}
 	}
-	if len(d.exporters) >= d.cfg.MaxExporters {
-		delete(d.exporters, oldest)
+	keep := max - max/8 - 1
+	if keep < 0 {
+		keep = 0
 	}
+	if len(live) > keep {
+		slices.SortFunc(live, func(a, b kt) int { return a.t.Compare(b.t) })
+		for _, e := range live[:len(live)-keep] {
+			if drop != nil {
+				drop(m[e.k])
+			}
+			delete(m, e.k)
+		}
+	}
+	return n - len(m)
 }
 
 // sampling returns the rate to apply: a configured override first, then
@@ -160,7 +254,7 @@ func (d *Decoder) sampling(exporter netip.Addr, carried uint32) uint32 {
 	if r, ok := d.cfg.Sampling[exporter]; ok && r > 0 {
 		return r
 	}
-	if carried > 0 {
+	if carried > 0 && carried <= MaxSamplingRate {
 		return carried
 	}
 	return d.cfg.DefaultSampling
@@ -217,6 +311,9 @@ func (d *Decoder) decodeV5(exporter netip.Addr, now time.Time, b []byte, out []s
 			Bytes:    uint64(rec.DOctets),
 			Exporter: exporter,
 		}
+		if r.Proto == 1 {
+			r.SrcPort = 0 // ICMP type and code are in DstPort
+		}
 		anchor(&r, now, time.Duration(rec.Last-rec.First)*time.Millisecond)
 		finish(&r, sampling)
 		out = append(out, r)
@@ -231,29 +328,45 @@ func addr4(v uint32) netip.Addr {
 // Information elements read from NetFlow v9 and IPFIX records (the numbers
 // are shared by both, RFC 3954 and the IANA IPFIX registry).
 const (
-	ieOctets          = 1
-	iePackets         = 2
-	ieProtocol        = 4
-	ieTCPFlags        = 6
-	ieSrcPort         = 7
-	ieSrcIPv4         = 8
-	ieDstPort         = 11
-	ieDstIPv4         = 12
-	ieLastSwitched    = 21
-	ieFirstSwitched   = 22
-	ieSrcIPv6         = 27
-	ieDstIPv6         = 28
-	ieSamplingIntv    = 34
-	ieSamplerRandIntv = 50
-	ieOctetsTotal     = 85
-	iePacketsTotal    = 86
-	ieFragmentOffset  = 88
-	ieFlowStartSec    = 150
-	ieFlowEndSec      = 151
-	ieFlowStartMs     = 152
-	ieFlowEndMs       = 153
-	ieFragmentFlags   = 197
-	ieSamplingPktIntv = 305
+	ieOctets            = 1
+	iePackets           = 2
+	ieProtocol          = 4
+	ieTCPFlags          = 6
+	ieSrcPort           = 7
+	ieSrcIPv4           = 8
+	ieDstPort           = 11
+	ieDstIPv4           = 12
+	ieLastSwitched      = 21 // flowEndSysUpTime, milliseconds
+	ieFirstSwitched     = 22 // flowStartSysUpTime, milliseconds
+	ieSrcIPv6           = 27
+	ieDstIPv6           = 28
+	ieICMPTypeCodeIPv4  = 32
+	ieSamplingIntv      = 34
+	ieSamplerID         = 48
+	ieSamplerRandIntv   = 50
+	ieOctetsTotal       = 85
+	iePacketsTotal      = 86
+	ieFragmentOffset    = 88
+	ieICMPTypeCodeIPv6  = 139
+	ieFlowStartSec      = 150
+	ieFlowEndSec        = 151
+	ieFlowStartMs       = 152
+	ieFlowEndMs         = 153
+	ieFlowStartUs       = 154 // NTP format
+	ieFlowEndUs         = 155
+	ieFlowStartNs       = 156 // NTP format
+	ieFlowEndNs         = 157
+	ieFlowStartDeltaUs  = 158 // microseconds before the export time
+	ieFlowEndDeltaUs    = 159
+	ieICMPTypeIPv4      = 176
+	ieICMPCodeIPv4      = 177
+	ieICMPTypeIPv6      = 178
+	ieICMPCodeIPv6      = 179
+	ieFragmentFlags     = 197
+	ieSelectorID        = 302
+	ieSamplingPktIntv   = 305
+	ieSamplingPktSpace  = 306
+	samplingDomainShift = 32
 )
 
 func beUint(b []byte) uint64 {
@@ -262,151 +375,6 @@ func beUint(b []byte) uint64 {
 		v = v<<8 | uint64(c)
 	}
 	return v
-}
-
-func (d *Decoder) decodeTemplated(exporter netip.Addr, now time.Time, b []byte, version uint16, out []sources.Record) ([]sources.Record, error) {
-	if err := checkNetFlowSets(b, version); err != nil {
-		return out, err
-	}
-	st := d.state(exporter, now)
-	err := netflow.DecodeMessageVersion(bytes.NewBuffer(b), st.templates, &d.v9, &d.ipfix)
-	sets := d.v9.FlowSets
-	if version == 10 {
-		sets = d.ipfix.FlowSets
-	}
-	unknownTemplate := err != nil && errors.Is(err, netflow.ErrorTemplateNotFound)
-	if err != nil && !unknownTemplate {
-		return out, fmt.Errorf("%w: %w", ErrMalformed, err)
-	}
-	// Options data first: a sampling rate announced in this datagram
-	// applies to its own data records.
-	for _, s := range sets {
-		if od, ok := s.(netflow.OptionsDataFlowSet); ok {
-			for _, rec := range od.Records {
-				for _, f := range rec.OptionsValues {
-					v, ok := f.Value.([]byte)
-					if !ok || f.PenProvided {
-						continue
-					}
-					switch f.Type {
-					case ieSamplingIntv, ieSamplerRandIntv, ieSamplingPktIntv:
-						if r := beUint(v); r > 0 && r <= 1<<24 {
-							st.sampling = uint32(r)
-						}
-					}
-				}
-			}
-		}
-	}
-	for _, s := range sets {
-		df, ok := s.(netflow.DataFlowSet)
-		if !ok {
-			continue
-		}
-		for _, rec := range df.Records {
-			r, carried, ok := recordFromFields(rec.Values, now)
-			if !ok {
-				continue
-			}
-			r.Exporter = exporter
-			if carried == 0 {
-				carried = st.sampling
-			}
-			finish(&r, d.sampling(exporter, carried))
-			out = append(out, r)
-		}
-	}
-	if unknownTemplate {
-		return out, fmt.Errorf("%w: %w", ErrUnknownTemplate, err)
-	}
-	return out, nil
-}
-
-// recordFromFields builds a record from one data record's fields. It reports
-// false for records without both addresses (for example options-like data
-// sent with a plain template).
-func recordFromFields(fields []netflow.DataField, now time.Time) (r sources.Record, sampling uint32, ok bool) {
-	var (
-		first, last           uint64
-		haveFirst, haveLast   bool
-		startMs, endMs        uint64
-		haveStartMs, haveEnd  bool
-		fragOffset, fragFlags uint64
-	)
-	for i := range fields {
-		f := &fields[i]
-		v, isBytes := f.Value.([]byte)
-		if !isBytes || f.PenProvided {
-			continue
-		}
-		switch f.Type {
-		case ieOctets, ieOctetsTotal:
-			if r.Bytes == 0 {
-				r.Bytes = beUint(v)
-			}
-		case iePackets, iePacketsTotal:
-			if r.Packets == 0 {
-				r.Packets = beUint(v)
-			}
-		case ieProtocol:
-			r.Proto = uint8(beUint(v))
-		case ieTCPFlags:
-			r.TCPFlags = uint8(beUint(v)) // IPFIX sends 2 bytes; the flags are the low byte
-		case ieSrcPort:
-			r.SrcPort = uint16(beUint(v))
-		case ieDstPort:
-			r.DstPort = uint16(beUint(v))
-		case ieSrcIPv4:
-			if len(v) == 4 {
-				r.Src = netip.AddrFrom4([4]byte(v))
-			}
-		case ieDstIPv4:
-			if len(v) == 4 {
-				r.Dst = netip.AddrFrom4([4]byte(v))
-			}
-		case ieSrcIPv6:
-			if len(v) == 16 {
-				r.Src = netip.AddrFrom16([16]byte(v)).Unmap()
-			}
-		case ieDstIPv6:
-			if len(v) == 16 {
-				r.Dst = netip.AddrFrom16([16]byte(v)).Unmap()
-			}
-		case ieFirstSwitched:
-			first, haveFirst = beUint(v), true
-		case ieLastSwitched:
-			last, haveLast = beUint(v), true
-		case ieFlowStartMs:
-			startMs, haveStartMs = beUint(v), true
-		case ieFlowEndMs:
-			endMs, haveEnd = beUint(v), true
-		case ieFlowStartSec:
-			startMs, haveStartMs = beUint(v)*1000, true
-		case ieFlowEndSec:
-			endMs, haveEnd = beUint(v)*1000, true
-		case ieSamplingIntv, ieSamplerRandIntv, ieSamplingPktIntv:
-			if s := beUint(v); s <= 1<<24 {
-				sampling = uint32(s)
-			}
-		case ieFragmentOffset:
-			fragOffset = beUint(v)
-		case ieFragmentFlags:
-			fragFlags = beUint(v)
-		}
-	}
-	if !r.Src.IsValid() || !r.Dst.IsValid() || r.Src.Is4() != r.Dst.Is4() {
-		return r, 0, false
-	}
-	r.Fragment = fragOffset&0x1fff != 0 || fragFlags&0x01 != 0 // IPFIX fragmentFlags bit 0: more fragments
-	var dur time.Duration
-	switch {
-	case haveStartMs && haveEnd && endMs >= startMs:
-		dur = time.Duration(endMs-startMs) * time.Millisecond
-	case haveFirst && haveLast && last >= first:
-		dur = time.Duration(last-first) * time.Millisecond
-	}
-	anchor(&r, now, dur)
-	return r, sampling, true
 }
 
 func (d *Decoder) decodeSFlow(exporter netip.Addr, now time.Time, b []byte, out []sources.Record) ([]sources.Record, error) {
@@ -433,8 +401,11 @@ func (d *Decoder) decodeSFlow(exporter netip.Addr, now time.Time, b []byte, out 
 			rate, records = fs.SamplingRate, fs.Records
 		case sflow.ExpandedFlowSample:
 			rate, records = fs.SamplingRate, fs.Records
+		case sflow.CounterSample:
+			d.stats.CounterSamples++
+			continue
 		default:
-			continue // counter samples carry no traffic
+			continue // drop samples and unknown formats carry no traffic
 		}
 		sampling := d.sampling(exporter, rate)
 		for _, fr := range records {
@@ -451,7 +422,7 @@ func (d *Decoder) decodeSFlow(exporter netip.Addr, now time.Time, b []byte, out 
 			default:
 				continue
 			}
-			if !r.Src.IsValid() || !r.Dst.IsValid() {
+			if !r.Src.IsValid() || !r.Dst.IsValid() || r.Src.Is4() != r.Dst.Is4() {
 				continue
 			}
 			r.Length = uint16(min(r.Bytes, 0xffff))
@@ -488,18 +459,18 @@ func (d *Decoder) fromRawHeader(h sflow.SampledHeader, r *sources.Record) bool {
 	if err := header.Parse(data, link, p); err != nil {
 		return false
 	}
-	r.Src, r.Dst = p.Src, p.Dst
-	r.SrcPort, r.DstPort = p.SrcPort, p.DstPort
-	r.Proto, r.TCPFlags, r.Fragment = p.Proto, p.TCPFlags, p.Fragment
-	// FrameLength is the whole frame on the wire (with link header);
-	// prefer the IP length, which matches flow exports.
-	r.Bytes = uint64(h.FrameLength)
-	if p.IPLength > 0 {
-		r.Bytes = uint64(p.IPLength)
+	p.FillRecord(r)
+	// The IP length matches what flow exports count; without one (an
+	// IPv6 jumbogram), fall back to the frame length.
+	if p.IPLength == 0 {
+		r.Bytes = uint64(h.FrameLength)
 	}
 	return true
 }
 
+// fromSampledIP fills r from an sFlow sampled IPv4 or IPv6 record. For ICMP
+// the agents put the type in the source port field and the code in the
+// destination port field; they are moved to NetFlow's convention.
 func fromSampledIP(b *sflow.SampledIPBase, r *sources.Record) {
 	if a, ok := netip.AddrFromSlice(b.SrcIP); ok {
 		r.Src = a.Unmap()
@@ -509,6 +480,9 @@ func fromSampledIP(b *sflow.SampledIPBase, r *sources.Record) {
 	}
 	r.Proto = uint8(b.Protocol)
 	r.SrcPort, r.DstPort = uint16(b.SrcPort), uint16(b.DstPort)
+	if r.Proto == 1 || r.Proto == 58 {
+		r.SrcPort, r.DstPort = 0, uint16(b.SrcPort)<<8|uint16(b.DstPort&0xff)
+	}
 	r.TCPFlags = uint8(b.TcpFlags)
 	r.Bytes = uint64(b.Length)
 }

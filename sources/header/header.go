@@ -2,7 +2,8 @@
 // they arrive in sFlow raw-header records and from packet inputs: Ethernet
 // with 802.1Q/QinQ tags and MPLS label stacks, IPv4 and IPv6 (with extension
 // headers and fragments), TCP, UDP, ICMP and ICMPv6. It trusts no length
-// field and never slices past the buffer it was given.
+// field and never slices past the buffer it was given. FillRecord turns a
+// parsed packet into the sources.Record every packet input hands on.
 package header
 
 import (
@@ -21,9 +22,10 @@ var (
 
 // Link layer types accepted by Parse.
 const (
-	LinkEthernet = 1 // Ethernet II, as sFlow header protocol 1
-	LinkIPv4     = 11
-	LinkIPv6     = 12
+	LinkEthernet = 1   // Ethernet II, as sFlow header protocol 1
+	LinkIPv4     = 11  // an IPv4 header, as sFlow header protocol 11
+	LinkIPv6     = 12  // an IPv6 header, as sFlow header protocol 12
+	LinkRawIP    = 101 // IPv4 or IPv6 told apart by the version, as pcap LINKTYPE_RAW
 )
 
 // Maximum number of VLAN tags and MPLS labels walked before giving up.
@@ -64,6 +66,17 @@ func Parse(b []byte, link int, p *Packet) error {
 		return parseIPv4(b, p)
 	case LinkIPv6:
 		return parseIPv6(b, p)
+	case LinkRawIP:
+		if len(b) == 0 {
+			return ErrTruncated
+		}
+		switch b[0] >> 4 {
+		case 4:
+			return parseIPv4(b, p)
+		case 6:
+			return parseIPv6(b, p)
+		}
+		return ErrUnsupported
 	}
 	return ErrUnsupported
 }

@@ -9,6 +9,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
+
+	"github.com/floodgate-ddos/floodgate/sources"
 )
 
 // build serialises layers with gopacket, so that the parser is checked
@@ -212,6 +214,59 @@ func repeatTag(n int) []byte {
 	return b
 }
 
+func TestParseRawIP(t *testing.T) {
+	for _, pkt := range [][]byte{
+		build(t, ip4(layers.IPProtocolUDP), udp(1, 2)),
+		build(t, ip6(layers.IPProtocolUDP), udp(1, 2)),
+	} {
+		var p Packet
+		if err := Parse(pkt, LinkRawIP, &p); err != nil || p.SrcPort != 1 || p.DstPort != 2 {
+			t.Errorf("Parse raw IP: %+v, %v", p, err)
+		}
+	}
+	var p Packet
+	if err := Parse([]byte{0x50, 0}, LinkRawIP, &p); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("version 5: %v, want ErrUnsupported", err)
+	}
+	if err := Parse(nil, LinkRawIP, &p); !errors.Is(err, ErrTruncated) {
+		t.Errorf("empty: %v, want ErrTruncated", err)
+	}
+}
+
+func TestFillRecord(t *testing.T) {
+	a4s, a4d := netip.MustParseAddr("198.51.100.7"), netip.MustParseAddr("203.0.113.10")
+	frag := ip4(layers.IPProtocolUDP)
+	frag.FragOffset = 100
+	tests := []struct {
+		name string
+		pkt  []byte
+		want sources.Record
+	}{
+		{"udp", build(t, ip4(layers.IPProtocolUDP), udp(123, 4444), payload(100)),
+			sources.Record{Src: a4s, Dst: a4d, SrcPort: 123, DstPort: 4444, Proto: 17, Packets: 1, Bytes: 128, Length: 128}},
+		{"tcp syn", build(t, ip4(layers.IPProtocolTCP), &layers.TCP{SrcPort: 1, DstPort: 80, SYN: true, DataOffset: 5}),
+			sources.Record{Src: a4s, Dst: a4d, SrcPort: 1, DstPort: 80, Proto: 6, TCPFlags: 2, Packets: 1, Bytes: 40, Length: 40}},
+		{"icmp unreachable", build(t, ip4(layers.IPProtocolICMPv4), &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(3, 13)}),
+			sources.Record{Src: a4s, Dst: a4d, DstPort: 3<<8 | 13, Proto: 1, Packets: 1, Bytes: 28, Length: 28}},
+		{"later fragment", build(t, frag, payload(64)),
+			sources.Record{Src: a4s, Dst: a4d, Proto: 17, Fragment: true, Packets: 1, Bytes: 84, Length: 84}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var p Packet
+			if err := Parse(tc.pkt, LinkIPv4, &p); err != nil {
+				t.Fatal(err)
+			}
+			r := sources.Record{Sampling: 7, Start: 1, End: 2}
+			p.FillRecord(&r)
+			tc.want.Sampling, tc.want.Start, tc.want.End = 7, 1, 2
+			if diff := cmp.Diff(r, tc.want, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+				t.Errorf("FillRecord (-got +want):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestParseDoesNotAllocate(t *testing.T) {
 	pkts := [][]byte{
 		build(t, eth(layers.EthernetTypeIPv4), ip4(layers.IPProtocolUDP), udp(123, 4444), payload(64)),
@@ -220,9 +275,10 @@ func TestParseDoesNotAllocate(t *testing.T) {
 		build(t, eth(layers.EthernetTypeIPv6), ip6(layers.IPProtocolUDP), udp(123, 999)),
 	}
 	var p Packet
+	var r sources.Record
 	for _, pkt := range pkts {
-		if n := testing.AllocsPerRun(1000, func() { _ = Parse(pkt, LinkEthernet, &p) }); n != 0 {
-			t.Errorf("Parse allocates %.1f times per packet, want 0", n)
+		if n := testing.AllocsPerRun(1000, func() { _ = Parse(pkt, LinkEthernet, &p); p.FillRecord(&r) }); n != 0 {
+			t.Errorf("Parse and FillRecord allocate %.1f times per packet, want 0", n)
 		}
 	}
 }
@@ -238,16 +294,24 @@ func FuzzParse(f *testing.F) {
 		fragment6(layers.IPProtocolUDP, 0, true), udp(53, 1)), uint8(LinkEthernet))
 	f.Add(build(f, eth(layers.EthernetTypeMPLSUnicast), &layers.MPLS{Label: 1, StackBottom: true}, ip6(layers.IPProtocolTCP),
 		&layers.TCP{SrcPort: 1, DstPort: 2, DataOffset: 5}), uint8(LinkEthernet))
+	f.Add(build(f, ip6(layers.IPProtocolICMPv6), &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(128, 0)}), uint8(3)) // LinkRawIP
+	links := []int{LinkEthernet, LinkIPv4, LinkIPv6, LinkRawIP, 99}
 	f.Fuzz(func(t *testing.T, b []byte, link uint8) {
 		var p Packet
-		err := Parse(b, int(link%16), &p)
+		lt := links[int(link)%len(links)]
+		err := Parse(b, lt, &p)
 		if err != nil {
 			return
 		}
 		if !p.Src.IsValid() || !p.Dst.IsValid() || p.Src.Is4() != p.Dst.Is4() {
 			t.Fatalf("accepted packet with bad addresses: %+v", p)
 		}
-		if int(link%16) != LinkEthernet {
+		var r sources.Record
+		p.FillRecord(&r)
+		if r.Packets != 1 || r.Bytes != uint64(p.IPLength) || (r.Proto == 1 || r.Proto == 58) && r.SrcPort != 0 {
+			t.Fatalf("record %+v from %+v", r, p)
+		}
+		if lt != LinkEthernet {
 			return
 		}
 		// Differential check against gopacket for plain Ethernet/IP/UDP|TCP.
