@@ -210,53 +210,7 @@ const (
 )
 
 func flowSpecItemsText(typ bgp.BGPFlowSpecType, items []*bgp.FlowSpecComponentItem) string {
-	bitmask := typ == bgp.FLOW_SPEC_TYPE_TCP_FLAG || typ == bgp.FLOW_SPEC_TYPE_FRAGMENT
-	var b strings.Builder
-	for i, it := range items {
-		if i > 0 {
-			if it.Op&fsOpAnd != 0 {
-				b.WriteByte('&')
-			} else {
-				b.WriteByte('|')
-			}
-		}
-		if bitmask {
-			if it.Op&fsOpNot != 0 {
-				b.WriteByte('!')
-			}
-			if it.Op&fsOpMatch != 0 {
-				b.WriteByte('=')
-			}
-			b.WriteString(bitmaskValueText(typ, it.Value))
-			continue
-		}
-		switch it.Op & 0x07 {
-		case 0:
-			b.WriteString("true")
-			continue
-		case fsOpEqual:
-			b.WriteString("==")
-		case fsOpGreater:
-			b.WriteString(">")
-		case fsOpGreater | fsOpEqual:
-			b.WriteString(">=")
-		case fsOpLessThan:
-			b.WriteString("<")
-		case fsOpLessThan | fsOpEqual:
-			b.WriteString("<=")
-		case fsOpLessThan | fsOpGreater:
-			b.WriteString("!=")
-		default:
-			b.WriteString("false")
-			continue
-		}
-		if typ == bgp.FLOW_SPEC_TYPE_IP_PROTO {
-			b.WriteString(protocolText(it.Value))
-		} else {
-			b.WriteString(strconv.FormatUint(it.Value, 10))
-		}
-	}
-	return b.String()
+	return formatFlowItems(typ, fromBGPItems(items))
 }
 
 var protocolNames = map[uint64]string{

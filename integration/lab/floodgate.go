@@ -98,15 +98,24 @@ func (s *syncBuffer) String() string {
 // prints its log if the test failed.
 func StartFloodgate(t testing.TB, bin, config string) *Floodgate {
 	t.Helper()
+	return StartFloodgateIn(t, bin, "", config)
+}
+
+// StartFloodgateIn is StartFloodgate in network namespace ns (a Lab's
+// Netns, typically its ctl node); an empty ns means the test's own. The
+// daemon gets the lab's parent-death signal, so it dies with the test
+// process. Start it again after Kill to test a restart; the config file is
+// written anew each time.
+func StartFloodgateIn(t testing.TB, bin, ns, config string) *Floodgate {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "floodgate.hcl")
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	f := &Floodgate{log: &syncBuffer{}, exited: make(chan struct{})}
-	f.cmd = exec.Command(bin, "run", "--config", path)
+	f.cmd = netnsCommand(ns, bin, "run", "--config", path)
 	f.cmd.Stdout = f.log
 	f.cmd.Stderr = f.log
-	f.cmd.SysProcAttr = daemonSysProcAttr()
 	if err := f.cmd.Start(); err != nil {
 		t.Fatalf("start floodgate: %v", err)
 	}
@@ -171,6 +180,29 @@ func (f *Floodgate) Stop() error {
 			<-f.exited
 			f.stopErr = fmt.Errorf("floodgate did not stop within 10s of SIGTERM; killed")
 		}
+	})
+	return f.stopErr
+}
+
+// PID returns the daemon's process id.
+func (f *Floodgate) PID() int { return f.cmd.Process.Pid }
+
+// Kill ends the daemon with SIGKILL, as a crash would (no withdrawal, no
+// state saved on the way out), and waits for it. It is idempotent with
+// Stop; a Stop afterwards returns Kill's result.
+func (f *Floodgate) Kill() error {
+	f.stopOnce.Do(func() {
+		select {
+		case <-f.exited:
+			f.stopErr = fmt.Errorf("floodgate exited before kill: %v", f.waitErr)
+			return
+		default:
+		}
+		if err := f.cmd.Process.Kill(); err != nil {
+			f.stopErr = fmt.Errorf("kill floodgate (pid %d): %w", f.PID(), err)
+			return
+		}
+		<-f.exited
 	})
 	return f.stopErr
 }

@@ -3,6 +3,7 @@ package lab
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -26,20 +27,25 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 )
 
-// GoBGPConfig describes a gobgpd instance on loopback.
+// GoBGPConfig describes a gobgpd instance: on loopback addresses
+// (StartGoBGP) or in a network namespace (StartGoBGPIn).
 type GoBGPConfig struct {
-	// Name labels the instance in logs and errors; default "gobgpd@<ListenAddr>".
+	// Name labels the instance in logs and errors; default
+	// "gobgpd@<ListenAddr>", or "gobgpd@<namespace>" in a namespace.
 	Name string
 	// ASN is the local AS number. Required.
 	ASN uint32
 	// RouterID is the BGP identifier; default ListenAddr when it is IPv4.
 	RouterID netip.Addr
 	// ListenAddr is the only address gobgpd listens on for BGP and the
-	// source of its outgoing sessions. It must be a loopback address; any
-	// address of 127.0.0.0/8 works on Linux ("127.0.0.2"). Default 127.0.0.1.
+	// source of its outgoing sessions. On loopback it must be a loopback
+	// address; any address of 127.0.0.0/8 works on Linux ("127.0.0.2").
+	// Default 127.0.0.1; in a namespace, default none: gobgpd listens on
+	// every address and RouterID is required.
 	ListenAddr netip.Addr
 	// ListenPort is the BGP port gobgpd listens on; 0 picks a free port
-	// (read it back with BGPAddr).
+	// on loopback (read it back with BGPAddr), and means 179 in a
+	// namespace.
 	ListenPort int
 	// Neighbors are the configured BGP peers.
 	Neighbors []GoBGPNeighbor
@@ -49,8 +55,12 @@ type GoBGPConfig struct {
 
 // GoBGPNeighbor is one configured peer of a gobgpd instance.
 type GoBGPNeighbor struct {
-	// Address is the peer's address; it must be a loopback address.
+	// Address is the peer's address; on loopback it must be a loopback
+	// address.
 	Address netip.Addr
+	// LocalAddress is the source address of the session; default
+	// ListenAddr, or the kernel's choice when that is unset.
+	LocalAddress netip.Addr
 	// Port is the peer's BGP port, used when connecting to it; default 179.
 	Port int
 	// ASN is the peer's AS number. Required.
@@ -69,6 +79,10 @@ type GoBGP struct {
 	name    string
 	cfg     GoBGPConfig
 	apiAddr netip.AddrPort
+	// netns is the namespace gobgpd runs in ("" on loopback); apiSock is
+	// then the unix socket of its API, reachable from the test process.
+	netns   string
+	apiSock string
 	logPath string
 	cmd     *exec.Cmd
 
@@ -111,54 +125,76 @@ func StartGoBGP(t testing.TB, cfg GoBGPConfig) *GoBGP {
 	t.Helper()
 	Require(t, "gobgpd")
 
-	cfg, err := cfg.withDefaults()
+	cfg, err := cfg.withDefaults("")
 	if err != nil {
 		t.Fatalf("start gobgpd: %v", err)
 	}
 	if cfg.ListenPort == 0 {
 		cfg.ListenPort = FreePort(t, cfg.ListenAddr.String())
 	}
-	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "gobgpd.toml")
-	if err := os.WriteFile(cfgPath, []byte(cfg.toml()), 0o600); err != nil {
-		t.Fatalf("start gobgpd %s: write config: %v", cfg.Name, err)
-	}
-	logPath := filepath.Join(dir, "gobgpd.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatalf("start gobgpd %s: create log: %v", cfg.Name, err)
-	}
-	apiAddr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(FreePort(t, "127.0.0.1")))
-
-	cmd := exec.Command("gobgpd",
-		"-f", cfgPath,
-		"-p",
-		"--pprof-disable",
-		"--api-hosts", apiAddr.String(),
-		"-l", cfg.LogLevel,
-	)
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	cmd.SysProcAttr = daemonSysProcAttr()
-	startErr := cmd.Start()
-	// The child holds its own descriptor of the log file.
-	closeErr := logFile.Close()
-	if startErr != nil {
-		t.Fatalf("start gobgpd %s: %v", cfg.Name, startErr)
-	}
-
-	g := &GoBGP{
-		name:    cfg.Name,
+	launch := goBGPLaunch{
 		cfg:     cfg,
-		apiAddr: apiAddr,
-		logPath: logPath,
-		cmd:     cmd,
-		exited:  make(chan struct{}),
+		dir:     t.TempDir(),
+		apiAddr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(FreePort(t, "127.0.0.1"))),
 	}
-	go func() {
-		g.waitErr = cmd.Wait()
-		close(g.exited)
-	}()
+	return launch.startForTest(t)
+}
+
+// goBGPNetnsAPIPort is the TCP port of the API of a gobgpd run in a
+// namespace, on that namespace's loopback (for the gobgp CLI).
+const goBGPNetnsAPIPort = 50051
+
+// StartGoBGPIn starts gobgpd with cfg in network namespace ns (a Lab's
+// Netns) and returns once its API answers. Addresses need not be loopback
+// ones; ListenPort defaults to 179. The test process reaches the API
+// through a unix socket; the gobgp CLI (CLI) runs in the namespace against
+// 127.0.0.1:50051 there, so run one gobgpd per namespace. The test's
+// cleanup stops exactly this process and logs its log excerpt if the test
+// failed.
+func StartGoBGPIn(t testing.TB, ns string, cfg GoBGPConfig) *GoBGP {
+	t.Helper()
+	Require(t, "gobgpd", "ip")
+	cfg, err := cfg.withDefaults(ns)
+	if err != nil {
+		t.Fatalf("start gobgpd in %s: %v", ns, err)
+	}
+	// A short directory: unix socket paths are limited to 107 bytes.
+	dir, err := os.MkdirTemp("", "fggobgp-")
+	if err != nil {
+		t.Fatalf("start gobgpd in %s: %v", ns, err)
+	}
+	t.Cleanup(func() {
+		if err := os.RemoveAll(dir); err != nil {
+			t.Errorf("remove %s: %v", dir, err)
+		}
+	})
+	launch := goBGPLaunch{
+		cfg:     cfg,
+		netns:   ns,
+		dir:     dir,
+		apiAddr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), goBGPNetnsAPIPort),
+		apiSock: filepath.Join(dir, "api.sock"),
+	}
+	return launch.startForTest(t)
+}
+
+// goBGPLaunch is how to run one gobgpd.
+type goBGPLaunch struct {
+	cfg     GoBGPConfig
+	netns   string
+	dir     string
+	apiAddr netip.AddrPort
+	apiSock string
+}
+
+// startForTest starts gobgpd, registers its stop with t.Cleanup and waits
+// for its API.
+func (l goBGPLaunch) startForTest(t testing.TB) *GoBGP {
+	t.Helper()
+	g, err := l.start()
+	if err != nil {
+		t.Fatalf("start gobgpd %s: %v", l.cfg.Name, err)
+	}
 	t.Cleanup(func() {
 		// Report a failed stop only if the test did not stop (and check)
 		// the daemon itself.
@@ -168,13 +204,9 @@ func StartGoBGP(t testing.TB, cfg GoBGPConfig) *GoBGP {
 			t.Errorf("stop %s: %v", g.name, g.stopErr)
 		}
 		if t.Failed() {
-			t.Logf("%s (pid %d) log excerpt:\n%s", g.name, g.PID(), logExcerpt(g.logPath, logWarnLines, logTailLines))
+			t.Logf("%s (pid %d) log excerpt:\n%s", g.name, g.PID(), g.logExcerpt())
 		}
 	})
-	if closeErr != nil {
-		t.Errorf("start gobgpd %s: close log file: %v", cfg.Name, closeErr)
-	}
-
 	ctx, cancel := context.WithTimeout(context.Background(), goBGPStartTimeout)
 	defer cancel()
 	if err := g.connect(ctx); err != nil {
@@ -183,23 +215,73 @@ func StartGoBGP(t testing.TB, cfg GoBGPConfig) *GoBGP {
 	return g
 }
 
-// withDefaults fills in defaults and validates the configuration.
-func (c GoBGPConfig) withDefaults() (GoBGPConfig, error) {
+// start writes the configuration and starts the process; the caller owns
+// it and waits for the API with connect.
+func (l goBGPLaunch) start() (*GoBGP, error) {
+	cfgPath := filepath.Join(l.dir, "gobgpd.toml")
+	if err := os.WriteFile(cfgPath, []byte(l.cfg.toml()), 0o600); err != nil {
+		return nil, fmt.Errorf("write config: %w", err)
+	}
+	hosts := l.apiAddr.String()
+	if l.apiSock != "" {
+		// gobgpd does not remove a stale socket left by a killed instance.
+		if err := os.Remove(l.apiSock); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("remove stale api socket: %w", err)
+		}
+		hosts = "unix://" + l.apiSock + "," + hosts
+	}
+	logPath := filepath.Join(l.dir, "gobgpd.log")
+	p, err := startProcess(l.cfg.Name, l.netns, logPath, nil,
+		"gobgpd",
+		"-f", cfgPath,
+		"-p",
+		"--pprof-disable",
+		"--api-hosts", hosts,
+		"-l", l.cfg.LogLevel,
+	)
+	if err != nil {
+		return nil, err
+	}
+	g := &GoBGP{
+		name:    l.cfg.Name,
+		cfg:     l.cfg,
+		apiAddr: l.apiAddr,
+		netns:   l.netns,
+		apiSock: l.apiSock,
+		logPath: logPath,
+		cmd:     p.cmd,
+		exited:  make(chan struct{}),
+	}
+	go func() {
+		<-p.exited
+		g.waitErr = p.waitErr
+		close(g.exited)
+	}()
+	return g, nil
+}
+
+// withDefaults fills in defaults and validates the configuration for a
+// gobgpd on loopback (netns "") or in namespace netns.
+func (c GoBGPConfig) withDefaults(netns string) (GoBGPConfig, error) {
+	loopback := netns == ""
 	if c.ASN == 0 {
 		return c, errors.New("asn is required")
 	}
-	if !c.ListenAddr.IsValid() {
+	if !c.ListenAddr.IsValid() && loopback {
 		c.ListenAddr = netip.AddrFrom4([4]byte{127, 0, 0, 1})
 	}
-	if !c.ListenAddr.IsLoopback() {
+	if loopback && !c.ListenAddr.IsLoopback() {
 		return c, fmt.Errorf("listen address %s is not a loopback address", c.ListenAddr)
 	}
 	if c.ListenPort < 0 || c.ListenPort > 65535 {
 		return c, fmt.Errorf("listen port %d out of range", c.ListenPort)
 	}
+	if c.ListenPort == 0 && !loopback {
+		c.ListenPort = 179
+	}
 	if !c.RouterID.IsValid() {
 		if !c.ListenAddr.Is4() {
-			return c, fmt.Errorf("router id is required with IPv6 listen address %s", c.ListenAddr)
+			return c, fmt.Errorf("router id is required with listen address %v", c.ListenAddr)
 		}
 		c.RouterID = c.ListenAddr
 	}
@@ -207,15 +289,22 @@ func (c GoBGPConfig) withDefaults() (GoBGPConfig, error) {
 		return c, fmt.Errorf("router id %s is not an IPv4 address", c.RouterID)
 	}
 	if c.Name == "" {
-		c.Name = "gobgpd@" + c.ListenAddr.String()
+		if loopback {
+			c.Name = "gobgpd@" + c.ListenAddr.String()
+		} else {
+			c.Name = "gobgpd@" + netns
+		}
 	}
 	if c.LogLevel == "" {
 		c.LogLevel = "debug"
 	}
 	neighbors := make([]GoBGPNeighbor, len(c.Neighbors))
 	for i, n := range c.Neighbors {
-		if !n.Address.IsLoopback() {
+		if !n.Address.IsValid() || (loopback && !n.Address.IsLoopback()) {
 			return c, fmt.Errorf("neighbor %d: address %s is not a loopback address", i, n.Address)
+		}
+		if n.LocalAddress.IsValid() && n.LocalAddress.Is4() != n.Address.Is4() {
+			return c, fmt.Errorf("neighbor %s: local address %s of another family", n.Address, n.LocalAddress)
 		}
 		if n.ASN == 0 {
 			return c, fmt.Errorf("neighbor %s: asn is required", n.Address)
@@ -248,7 +337,9 @@ func (c GoBGPConfig) toml() string {
 	fmt.Fprintf(&b, "  as = %d\n", c.ASN)
 	fmt.Fprintf(&b, "  router-id = %q\n", c.RouterID.String())
 	fmt.Fprintf(&b, "  port = %d\n", c.ListenPort)
-	fmt.Fprintf(&b, "  local-address-list = [%q]\n", c.ListenAddr.String())
+	if c.ListenAddr.IsValid() {
+		fmt.Fprintf(&b, "  local-address-list = [%q]\n", c.ListenAddr.String())
+	}
 	for _, n := range c.Neighbors {
 		fmt.Fprintf(&b, "\n[[neighbors]]\n")
 		fmt.Fprintf(&b, "  [neighbors.config]\n")
@@ -258,7 +349,11 @@ func (c GoBGPConfig) toml() string {
 		// gobgp v3 raises this to its 5 s minimum; it is the fastest there is.
 		fmt.Fprintf(&b, "    connect-retry = 1\n")
 		fmt.Fprintf(&b, "  [neighbors.transport.config]\n")
-		fmt.Fprintf(&b, "    local-address = %q\n", c.ListenAddr.String())
+		if local := n.LocalAddress; local.IsValid() {
+			fmt.Fprintf(&b, "    local-address = %q\n", local.String())
+		} else if c.ListenAddr.IsValid() {
+			fmt.Fprintf(&b, "    local-address = %q\n", c.ListenAddr.String())
+		}
 		fmt.Fprintf(&b, "    remote-port = %d\n", n.Port)
 		fmt.Fprintf(&b, "    passive-mode = %t\n", n.Passive)
 		for _, f := range n.Families {
@@ -276,11 +371,15 @@ func (g *GoBGP) connect(ctx context.Context) error {
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
 	var d net.Dialer
+	network, address, target := "tcp", g.apiAddr.String(), g.apiAddr.String()
+	if g.apiSock != "" {
+		network, address, target = "unix", g.apiSock, "unix://"+g.apiSock
+	}
 	for {
-		c, err := d.DialContext(ctx, "tcp", g.apiAddr.String())
+		c, err := d.DialContext(ctx, network, address)
 		if err == nil {
 			if err := c.Close(); err != nil {
-				return fmt.Errorf("probe api %s: %w", g.apiAddr, err)
+				return fmt.Errorf("probe api %s: %w", address, err)
 			}
 			break
 		}
@@ -288,12 +387,12 @@ func (g *GoBGP) connect(ctx context.Context) error {
 		case <-g.exited:
 			return fmt.Errorf("gobgpd exited before its api answered: %w", g.exitErr())
 		case <-ctx.Done():
-			return fmt.Errorf("wait for api %s: %w (last error: %v)", g.apiAddr, ctx.Err(), err)
+			return fmt.Errorf("wait for api %s: %w (last error: %v)", address, ctx.Err(), err)
 		case <-tick.C:
 		}
 	}
 
-	conn, err := grpc.DialContext(ctx, g.apiAddr.String(),
+	conn, err := grpc.DialContext(ctx, target,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: pollInterval, Multiplier: 1.6, MaxDelay: time.Second},
@@ -301,7 +400,7 @@ func (g *GoBGP) connect(ctx context.Context) error {
 		}),
 	)
 	if err != nil {
-		return fmt.Errorf("dial api %s: %w", g.apiAddr, err)
+		return fmt.Errorf("dial api %s: %w", target, err)
 	}
 	g.conn = conn
 	g.client = api.NewGobgpApiClient(conn)
@@ -312,7 +411,7 @@ func (g *GoBGP) connect(ctx context.Context) error {
 			gl := resp.GetGlobal()
 			if gl.GetAsn() != g.cfg.ASN || gl.GetRouterId() != g.cfg.RouterID.String() || gl.GetListenPort() != int32(g.cfg.ListenPort) {
 				return fmt.Errorf("api %s answers for as %d router-id %s port %d, want as %d router-id %s port %d (port taken by another daemon?)",
-					g.apiAddr, gl.GetAsn(), gl.GetRouterId(), gl.GetListenPort(), g.cfg.ASN, g.cfg.RouterID, g.cfg.ListenPort)
+					target, gl.GetAsn(), gl.GetRouterId(), gl.GetListenPort(), g.cfg.ASN, g.cfg.RouterID, g.cfg.ListenPort)
 			}
 			return nil
 		}
@@ -320,7 +419,7 @@ func (g *GoBGP) connect(ctx context.Context) error {
 		case <-g.exited:
 			return fmt.Errorf("gobgpd exited before its api answered: %w", g.exitErr())
 		case <-ctx.Done():
-			return fmt.Errorf("wait for api %s: %w (last error: %v)", g.apiAddr, ctx.Err(), err)
+			return fmt.Errorf("wait for api %s: %w (last error: %v)", target, ctx.Err(), err)
 		case <-tick.C:
 		}
 	}
@@ -350,17 +449,35 @@ func (g *GoBGP) PID() int {
 	return g.cmd.Process.Pid
 }
 
+// Netns returns the namespace gobgpd runs in, "" on loopback.
+func (g *GoBGP) Netns() string {
+	return g.netns
+}
+
+// pids lists the PID of gobgpd, for the Lab.
+func (g *GoBGP) pids() []int {
+	return []int{g.PID()}
+}
+
+// logExcerpt returns the warnings and the last lines of gobgpd's log.
+func (g *GoBGP) logExcerpt() string {
+	return logExcerpt(g.logPath, logWarnLines, logTailLines)
+}
+
 // Name returns the instance's label.
 func (g *GoBGP) Name() string {
 	return g.name
 }
 
-// BGPAddr returns the address and port gobgpd listens on for BGP.
+// BGPAddr returns the address and port gobgpd listens on for BGP; the
+// address is invalid for a gobgpd in a namespace listening on every
+// address.
 func (g *GoBGP) BGPAddr() netip.AddrPort {
 	return netip.AddrPortFrom(g.cfg.ListenAddr, uint16(g.cfg.ListenPort))
 }
 
-// APIAddr returns the address of gobgpd's gRPC API.
+// APIAddr returns the address of gobgpd's gRPC API; for a gobgpd in a
+// namespace, it is reachable only inside that namespace.
 func (g *GoBGP) APIAddr() netip.AddrPort {
 	return g.apiAddr
 }
@@ -438,12 +555,16 @@ func isWarning(line string) bool {
 	return false
 }
 
-// CLI runs the gobgp command-line client against this instance with args
+// CLI runs the gobgp command-line client against this instance (in its
+// namespace, if it runs in one) with args
 // (for example "global", "rib", "-a", "ipv4", "add", "203.0.113.10/32") and
 // returns its combined output. The error includes the output.
 func (g *GoBGP) CLI(ctx context.Context, args ...string) (string, error) {
-	full := append([]string{"-u", g.apiAddr.Addr().String(), "-p", strconv.Itoa(int(g.apiAddr.Port()))}, args...)
-	out, err := exec.CommandContext(ctx, "gobgp", full...).CombinedOutput()
+	full := append([]string{"gobgp", "-u", g.apiAddr.Addr().String(), "-p", strconv.Itoa(int(g.apiAddr.Port()))}, args...)
+	if g.netns != "" {
+		full = append([]string{"ip", "netns", "exec", g.netns}, full...)
+	}
+	out, err := exec.CommandContext(ctx, full[0], full[1:]...).CombinedOutput()
 	if err != nil {
 		return string(out), fmt.Errorf("gobgp %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
 	}
@@ -610,4 +731,50 @@ func (g *GoBGP) stop() error {
 		<-g.exited
 	}
 	return errors.Join(errs...)
+}
+
+// goBGPEdgeConfig returns the configuration of gobgpd as a Lab's router
+// node: passive towards the controller (gobgpd pairs collide when both
+// connect), one neighbor per session.
+func goBGPEdgeConfig(spec routerSpec) (GoBGPConfig, error) {
+	cfg := GoBGPConfig{
+		Name:     spec.node.Name + "/gobgpd",
+		ASN:      spec.node.ASN,
+		RouterID: spec.routerID,
+	}
+	for _, s := range spec.sessions {
+		cfg.Neighbors = append(cfg.Neighbors, GoBGPNeighbor{
+			Address:      s.CtlAddr,
+			LocalAddress: s.RouterAddr,
+			ASN:          s.CtlASN,
+			Passive:      true,
+			Families:     s.Families,
+		})
+	}
+	// withDefaults checks addresses as for a namespace (containers too).
+	return cfg.withDefaults(cmp.Or(spec.netns, "container "+spec.node.Name))
+}
+
+// startGoBGPEdge starts gobgpd as a Lab's router node and returns once its
+// API answers.
+func startGoBGPEdge(ctx context.Context, spec routerSpec) (*GoBGP, error) {
+	cfg, err := goBGPEdgeConfig(spec)
+	if err != nil {
+		return nil, err
+	}
+	launch := goBGPLaunch{
+		cfg:     cfg,
+		netns:   spec.netns,
+		dir:     spec.dir,
+		apiAddr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), goBGPNetnsAPIPort),
+		apiSock: filepath.Join(spec.dir, "api.sock"),
+	}
+	g, err := launch.start()
+	if err != nil {
+		return nil, err
+	}
+	if err := g.connect(ctx); err != nil {
+		return g, err
+	}
+	return g, nil
 }

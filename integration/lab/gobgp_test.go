@@ -194,7 +194,7 @@ func TestGoBGPConfig(t *testing.T) {
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := tt.cfg.withDefaults(); err == nil {
+			if _, err := tt.cfg.withDefaults(""); err == nil {
 				t.Errorf("withDefaults(%+v) accepted", tt.cfg)
 			}
 		})
@@ -205,7 +205,7 @@ func TestGoBGPConfig(t *testing.T) {
 		ListenAddr: lo3,
 		ListenPort: 1790,
 		Neighbors:  []GoBGPNeighbor{{Address: lo2, Port: 1791, ASN: 65001, Passive: true}},
-	}.withDefaults()
+	}.withDefaults("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,6 +229,39 @@ func TestGoBGPConfig(t *testing.T) {
 		`afi-safi-name = "ipv4-flowspec"`,
 		`afi-safi-name = "ipv6-flowspec"`,
 	} {
+		if !strings.Contains(toml, line) {
+			t.Errorf("config lacks %q:\n%s", line, toml)
+		}
+	}
+}
+
+// TestGoBGPConfigNetns checks the defaults and rendering of a gobgpd run
+// in a network namespace.
+func TestGoBGPConfigNetns(t *testing.T) {
+	ctl4 := netip.MustParseAddr("10.0.1.1")
+	edge4 := netip.MustParseAddr("10.0.1.2")
+	if _, err := (GoBGPConfig{ASN: 65000}).withDefaults("ns1"); err == nil {
+		t.Error("accepted a namespace config without router id")
+	}
+	if _, err := (GoBGPConfig{ASN: 65000, RouterID: ctl4, Neighbors: []GoBGPNeighbor{{Address: edge4, ASN: 65001, LocalAddress: netip.MustParseAddr("2001:db8:1::1")}}}).withDefaults("ns1"); err == nil {
+		t.Error("accepted a local address of another family")
+	}
+	cfg, err := GoBGPConfig{
+		ASN:       65000,
+		RouterID:  ctl4,
+		Neighbors: []GoBGPNeighbor{{Address: edge4, ASN: 65001, LocalAddress: ctl4}},
+	}.withDefaults("ns1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ListenPort != 179 || cfg.Name != "gobgpd@ns1" || cfg.ListenAddr.IsValid() {
+		t.Errorf("defaults: port %d, name %q, listen address %v", cfg.ListenPort, cfg.Name, cfg.ListenAddr)
+	}
+	toml := cfg.toml()
+	if strings.Contains(toml, "local-address-list") {
+		t.Errorf("config restricts listen addresses:\n%s", toml)
+	}
+	for _, line := range []string{`port = 179`, `neighbor-address = "10.0.1.2"`, `local-address = "10.0.1.1"`, `passive-mode = false`} {
 		if !strings.Contains(toml, line) {
 			t.Errorf("config lacks %q:\n%s", line, toml)
 		}

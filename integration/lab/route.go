@@ -7,7 +7,14 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
 )
+
+// fragmentType is the FlowSpec fragment component type.
+const fragmentType = bgp.FLOW_SPEC_TYPE_FRAGMENT
 
 // Family is an address family and subsequent address family, named as in
 // GoBGP configuration files.
@@ -234,4 +241,135 @@ func describe(routes []Route) string {
 		b.WriteString(r.String())
 	}
 	return b.String()
+}
+
+// Comparable returns r reduced to what the announcing speaker sets and a
+// receiving router reports: Family, Prefix, ASPath and the community lists
+// (sorted). NextHop, From, Best and Received, which differ from router to
+// router (FRR shows the next hop its import policy set), are cleared. Use
+// it with ReportedBy to compare what different routers received.
+func (r Route) Comparable() Route {
+	return Route{
+		Family:           r.Family,
+		Prefix:           r.Prefix,
+		ASPath:           slices.Clone(r.ASPath),
+		Communities:      sortedClone(r.Communities),
+		LargeCommunities: sortedClone(r.LargeCommunities),
+		ExtCommunities:   sortedClone(r.ExtCommunities),
+	}
+}
+
+func sortedClone(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
+}
+
+// ReportedBy returns r.Comparable() as a router of kind k shows it when it
+// received r: the fields k cannot report are cleared or replaced as
+// documented on its type (FRR, BIRD). One expected route, as sent, can
+// thus be checked against every router. GoBGP and ExaBGP report
+// everything.
+func (r Route) ReportedBy(k Kind) Route {
+	c := r.Comparable()
+	switch k {
+	case KindFRR:
+		if !c.Family.IsFlowSpec() {
+			return c
+		}
+		c.ASPath, c.Communities, c.LargeCommunities = nil, nil, nil
+		for i, ec := range c.ExtCommunities {
+			switch {
+			case strings.HasPrefix(ec, "traffic-action:"):
+				c.ExtCommunities[i] = ExtCommunityActionUnreported
+			case strings.HasPrefix(ec, "traffic-rate:"):
+				c.ExtCommunities[i], _, _ = strings.Cut(ec, "/as")
+			}
+		}
+		slices.Sort(c.ExtCommunities)
+		if rule, err := parseFlowText(c.Prefix); err == nil {
+			for i := range rule {
+				if !isPrefixType(rule[i].typ) && !isBitmaskType(rule[i].typ) {
+					guessNumericAnd(rule[i].items)
+				}
+			}
+			c.Prefix = rule.String()
+		}
+	case KindBIRD:
+		if !c.Family.IsFlowSpec() {
+			return c
+		}
+		if rule, err := parseFlowText(c.Prefix); err == nil {
+			for i := range rule {
+				if rule[i].typ != fragmentType {
+					continue
+				}
+				for j, it := range rule[i].items {
+					if it.op == fsOpNot|fsOpMatch && it.value != 0 && it.value&(it.value-1) == 0 {
+						rule[i].items[j].op = fsOpNot
+					}
+				}
+			}
+			c.Prefix = rule.String()
+		}
+	}
+	return c
+}
+
+// CompareTable compares the routes a router of kind k reports (got) with
+// the routes that were sent (want), as sets reduced with Comparable and
+// ReportedBy, and returns a diff (-got +want), empty when they match.
+func CompareTable(k Kind, got, want []Route) string {
+	g := make([]Route, 0, len(got))
+	for _, r := range got {
+		g = append(g, r.Comparable())
+	}
+	w := make([]Route, 0, len(want))
+	for _, r := range want {
+		w = append(w, r.ReportedBy(k))
+	}
+	less := func(a, b Route) int {
+		if c := strings.Compare(string(a.Family), string(b.Family)); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Prefix, b.Prefix)
+	}
+	slices.SortFunc(g, less)
+	slices.SortFunc(w, less)
+	return cmp.Diff(g, w, cmpopts.EquateEmpty(), cmpopts.EquateComparable(netip.Addr{}))
+}
+
+// WaitTable polls r, a router of kind k, until its routes of family fam
+// match want (see CompareTable), and returns the last difference when ctx
+// is done first. An error from r.Routes ends the wait at once.
+func WaitTable(ctx context.Context, r Router, k Kind, fam Family, want []Route) error {
+	var fw []Route
+	for _, w := range want {
+		if w.Family == fam {
+			fw = append(fw, w)
+		}
+	}
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	diff := ""
+	for {
+		got, err := r.Routes(ctx, fam)
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("wait for %s table (-got +want):\n%s: %w", fam, diff, ctx.Err())
+			}
+			return fmt.Errorf("wait for %s table: %w", fam, err)
+		}
+		if diff = CompareTable(k, got, fw); diff == "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for %s table (-got +want):\n%s: %w", fam, diff, ctx.Err())
+		case <-tick.C:
+		}
+	}
 }
