@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -11,9 +12,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/floodgate-ddos/floodgate/controller/hooks"
 	"github.com/floodgate-ddos/floodgate/detect"
 	"github.com/floodgate-ddos/floodgate/policies"
 	"github.com/floodgate-ddos/floodgate/sources/flow"
+	"github.com/floodgate-ddos/floodgate/sources/mirror"
+	"github.com/floodgate-ddos/floodgate/sources/pcapfile"
 )
 
 // component is anything the daemon starts and stops.
@@ -41,6 +45,9 @@ type Daemon struct {
 	Mitigator *Mitigator
 	Engine    *detect.Engine
 	Collector *flow.Collector
+	Mirrors   []*mirror.Capture
+	Pcaps     []*pcapfile.Replayer
+	Hooks     *hooks.Dispatcher
 	API       *APIServer
 	Registry  *prometheus.Registry
 
@@ -64,32 +71,66 @@ func NewDaemon(pol *policies.Policy, logger hclog.Logger, opts ...Options) (*Dae
 	var fc flow.Config
 	for _, l := range pol.Listeners {
 		fc.Listeners = append(fc.Listeners, flow.ListenerConfig{
-			Name:            l.Name,
-			Protocol:        flow.Protocol(l.Protocol),
-			Listen:          l.Listen.String(),
-			ReceiveBuffer:   l.ReceiveBuffer,
-			QueueSize:       l.QueueSize,
-			Workers:         l.Workers,
-			DefaultSampling: l.DefaultSampling,
-			Sampling:        l.Sampling,
+			Name:              l.Name,
+			Protocol:          flow.Protocol(l.Protocol),
+			Listen:            l.Listen.String(),
+			ReceiveBuffer:     l.ReceiveBuffer,
+			QueueSize:         l.QueueSize,
+			Workers:           l.Workers,
+			DefaultSampling:   l.DefaultSampling,
+			Sampling:          l.Sampling,
+			AllowedExporters:  l.AllowedExporters,
+			MaxExporters:      l.MaxExporters,
+			ExporterIdle:      l.ExporterIdle,
+			MaxTemplates:      l.MaxTemplates,
+			TemplateTTL:       l.TemplateTTL,
+			MaxTemplateFields: l.MaxTemplateFields,
 		})
 	}
 	d.Collector, err = flow.New(fc, eng, logger)
 	if err != nil {
 		return nil, fmt.Errorf("sources: %w", err)
 	}
+	for _, m := range pol.Mirrors {
+		mc := mirror.DefaultConfig()
+		mc.Interfaces, mc.Promiscuous, mc.IncludeOutgoing = m.Interfaces, m.Promiscuous, m.IncludeOutgoing
+		mc.Workers, mc.FanoutGroup, mc.BlockSize, mc.NumBlocks = m.Workers, m.FanoutGroup, m.BlockSize, m.Blocks
+		mc.BlockTimeout, mc.BatchSize, mc.FlushInterval = m.BlockTimeout, m.BatchSize, m.FlushInterval
+		if m.Fanout != "" {
+			mc.Fanout = m.Fanout
+		}
+		c, err := mirror.New(mc, eng, logger.Named(m.Name))
+		if err != nil {
+			return nil, fmt.Errorf("source %q: %w", m.Name, err)
+		}
+		d.Mirrors = append(d.Mirrors, c)
+	}
+	for _, p := range pol.Pcaps {
+		pc := pcapfile.DefaultConfig()
+		pc.Path, pc.Speed, pc.Loops, pc.Sampling, pc.Timestamps = p.File, p.Speed, p.Loops, p.Sampling, pcapfile.Timestamps(p.Timestamps)
+		r, err := pcapfile.New(pc, eng, logger.Named(p.Name))
+		if err != nil {
+			return nil, fmt.Errorf("source %q: %w", p.Name, err)
+		}
+		d.Pcaps = append(d.Pcaps, r)
+	}
+	d.Hooks, err = hooks.New(hooksConfig(pol.Hooks), logger)
+	if err != nil {
+		return nil, fmt.Errorf("hooks: %w", err)
+	}
 	d.API = NewAPIServer(d, pol.API, pol.Metrics, d.Registry, logger)
 	d.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "floodgate"}),
 		newMetrics(d),
+		d.Hooks.Collector(),
 	)
 	return d, nil
 }
 
 // Start opens the state file and starts the components in dependency
-// order (speaker, mitigation, detection, sources, API), unwinding those
-// already started if one fails.
+// order (speaker, hooks, mitigation, detection, sources, API), unwinding
+// those already started if one fails.
 func (d *Daemon) Start(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -99,7 +140,16 @@ func (d *Daemon) Start(ctx context.Context) error {
 	}
 	d.store = store
 	d.Mitigator = NewMitigator(MitigatorConfig{}, d.pol, d.Engine.Events(), d.Speaker, store, d.log)
-	for _, c := range []component{d.Speaker, d.Mitigator, d.Engine, d.Collector, d.API} {
+	d.Mitigator.SetObserver(hookObserver{d.Hooks})
+	comps := []component{d.Speaker, d.Hooks, d.Mitigator, d.Engine, d.Collector}
+	for _, m := range d.Mirrors {
+		comps = append(comps, m)
+	}
+	for _, p := range d.Pcaps {
+		comps = append(comps, p)
+	}
+	comps = append(comps, d.API)
+	for _, c := range comps {
 		if err := c.Start(ctx); err != nil {
 			d.stopLocked()
 			return err
@@ -189,4 +239,50 @@ func (d *Daemon) Status(ctx context.Context) (Status, error) {
 		st.Hostgroups = append(st.Hostgroups, s)
 	}
 	return st, nil
+}
+
+func hooksConfig(h policies.Hooks) hooks.Config {
+	cfg := hooks.DefaultConfig()
+	kinds := func(ev []string) []hooks.Kind {
+		out := make([]hooks.Kind, len(ev))
+		for i, e := range ev {
+			out[i] = hooks.Kind(e)
+		}
+		return out
+	}
+	for _, e := range h.Exec {
+		cfg.Exec = append(cfg.Exec, hooks.ExecConfig{Name: e.Name, Path: e.Path, Timeout: e.Timeout, Events: kinds(e.Events)})
+	}
+	for _, w := range h.Webhooks {
+		cfg.Webhooks = append(cfg.Webhooks, hooks.WebhookConfig{Name: w.Name, URL: w.URL, Headers: w.Headers, Timeout: w.Timeout,
+			Retries: w.Retries, Events: kinds(w.Events)})
+	}
+	return cfg
+}
+
+// hookObserver turns the mitigation loop's events into hook events.
+type hookObserver struct{ d *hooks.Dispatcher }
+
+func (o hookObserver) AttackStarted(s detect.Signature) {
+	o.d.Notify(hooks.Event{Kind: hooks.AttackStarted, Time: s.Started, IP: hookIP(s.Victim), Direction: s.Direction.String(),
+		PPS: s.PPS, Hostgroup: s.Hostgroup, Details: s})
+}
+
+func (o hookObserver) MitigationAnnounced(m Mitigation) {
+	o.d.Notify(hooks.Event{Kind: hooks.MitigationAnnounced, Time: m.Started, IP: hookIP(m.Victim), Direction: "incoming",
+		PPS: m.AttackPPS, Hostgroup: m.Hostgroup, Details: m})
+}
+
+func (o hookObserver) MitigationWithdrawn(m Mitigation) {
+	o.d.Notify(hooks.Event{Kind: hooks.MitigationWithdrawn, IP: hookIP(m.Victim), Direction: "incoming", PPS: m.AttackPPS,
+		Hostgroup: m.Hostgroup, Details: m})
+}
+
+// hookIP is the victim as hooks show it: an address for a host, else the
+// prefix.
+func hookIP(p netip.Prefix) string {
+	if p.IsSingleIP() {
+		return p.Addr().String()
+	}
+	return p.String()
 }

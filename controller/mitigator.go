@@ -32,6 +32,9 @@ type Mitigation struct {
 	AttackID uint64
 	// Victim is the attacked host or prefix.
 	Victim netip.Prefix
+	// AttackPPS is the attack's smoothed rate when the mitigation was
+	// made.
+	AttackPPS float64
 	// Reason explains it, for operators.
 	Reason string
 	// Started is when it was announced; Expires when it will be
@@ -574,7 +577,7 @@ func (m *Mitigator) apply(ctx context.Context, pol *policies.Policy, hg *policie
 		return
 	}
 	mt := &Mitigation{
-		Key: key, Announcement: a, Hostgroup: hg.Name, Response: r.Name, AttackID: sig.ID, Victim: sig.Victim,
+		Key: key, Announcement: a, Hostgroup: hg.Name, Response: r.Name, AttackID: sig.ID, Victim: sig.Victim, AttackPPS: sig.PPS,
 		Reason:  fmt.Sprintf("attack %d on %s (%s): %s", sig.ID, sig.Victim, sig.Direction, sig.Reason),
 		Started: now, Expires: now.Add(r.Duration), Duration: r.Duration, Extend: r.Extend, Hold: r.Hold,
 		Escalation: escalation, DryRun: pol.Mitigation.DryRun,

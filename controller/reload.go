@@ -49,7 +49,9 @@ func (d *Daemon) Reload(path string) error {
 		old, new any
 	}{
 		{"bgp", old.BGP, pol.BGP},
-		{"sources", old.Listeners, pol.Listeners},
+		{"sources", []any{old.Listeners, old.Mirrors, old.Pcaps}, []any{pol.Listeners, pol.Mirrors, pol.Pcaps}},
+		{"api", []any{old.API, old.Metrics}, []any{pol.API, pol.Metrics}},
+		{"hooks", old.Hooks, pol.Hooks},
 		{"log", old.Log, pol.Log},
 		{"detection", old.Detection, pol.Detection},
 		{"mitigation.state_file", old.Mitigation.StateFile, pol.Mitigation.StateFile},

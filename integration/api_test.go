@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -32,6 +33,9 @@ type apiLab struct {
 	bin, dir, config, socket string
 	tcp, metrics             string
 	flowTo                   netip.AddrPort
+	hookScript, hookLog      string
+	webhook                  string
+	webhookBodies            chan string
 }
 
 // startDaemon runs `floodgate run` on a configuration file the test keeps
@@ -86,6 +90,14 @@ api {
 }
 metrics { listen = "%s" }
 mitigation { state_file = "%s" }
+hooks {
+  exec "record" {
+    path = "%s"
+  }
+  webhook "collect" {
+    url = "%s"
+  }
+}
 hostgroup "customers" {
   prefixes = ["203.0.113.0/24", "2001:db8::/32"]
   threshold "incoming" { pps = %s }
@@ -94,7 +106,7 @@ hostgroup "customers" {
     duration = "10m"
   }
 }
-`, l.flowTo, l.socket, l.tcp, apiToken, l.metrics, filepath.Join(l.dir, "state.db"), threshold)
+`, l.flowTo, l.socket, l.tcp, apiToken, l.metrics, filepath.Join(l.dir, "state.db"), l.hookScript, l.webhook, threshold)
 }
 
 func startAPILab(t *testing.T) *apiLab {
@@ -105,6 +117,21 @@ func startAPILab(t *testing.T) *apiLab {
 	l.tcp = fmt.Sprintf("127.0.0.1:%d", lab.FreePort(t, "127.0.0.1"))
 	l.metrics = fmt.Sprintf("127.0.0.1:%d", lab.FreePort(t, "127.0.0.1"))
 	l.flowTo = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(lab.FreeUDPPort(t, "127.0.0.1")))
+	l.hookScript, l.hookLog = filepath.Join(l.dir, "hook.sh"), filepath.Join(l.dir, "hook.log")
+	script := "#!/bin/sh\necho \"$@\" >> " + l.hookLog + "\n"
+	if err := os.WriteFile(l.hookScript, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	l.webhookBodies = make(chan string, 16)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		select {
+		case l.webhookBodies <- string(b):
+		default:
+		}
+	}))
+	t.Cleanup(srv.Close)
+	l.webhook = srv.URL
 	cfg := apiConfig(l, `"1Mpps"`)
 	l.config = filepath.Join(l.dir, "floodgate.hcl")
 	if err := os.WriteFile(l.config, []byte(cfg), 0o600); err != nil {
@@ -215,6 +242,29 @@ func TestAPI(t *testing.T) {
 		}
 		if code, _ := httpDo(t, "GET", base+"/v1/nothing", apiToken, ""); code != 404 {
 			t.Errorf("unknown path %d", code)
+		}
+		// The hooks heard about the ban and the unban.
+		deadline := time.Now().Add(10 * time.Second)
+		var log []byte
+		for time.Now().Before(deadline) {
+			log, _ = os.ReadFile(l.hookLog)
+			if strings.Contains(string(log), "203.0.113.9 incoming 0 unban") {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		for _, want := range []string{"203.0.113.9 incoming 0 ban", "203.0.113.9 incoming 0 unban", "203.0.113.10 incoming 0 ban"} {
+			if !strings.Contains(string(log), want) {
+				t.Errorf("exec hook log lacks %q:\n%s", want, log)
+			}
+		}
+		select {
+		case body := <-l.webhookBodies:
+			if !strings.Contains(body, `"kind":"mitigation_announced"`) || !strings.Contains(body, `"ip":"203.0.113.9"`) {
+				t.Errorf("webhook body %s", body)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("webhook never called")
 		}
 	})
 	t.Run("metrics after known traffic", func(t *testing.T) {

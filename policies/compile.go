@@ -40,6 +40,8 @@ func (c *compiler) compile(files []parsedFile) {
 		metB                         []*metricsBlock
 		hooks                        []hooksBlock
 		listeners                    []listenerSpec
+		mirrors                      []mirrorBlock
+		pcaps                        []pcapBlock
 		hostgroups                   []*hostgroupBlock
 	)
 	for _, f := range files {
@@ -73,6 +75,8 @@ func (c *compiler) compile(files []parsedFile) {
 			for j := range s.Sources[i].SFlow {
 				listeners = append(listeners, listenerSpec{"sflow", &s.Sources[i].SFlow[j]})
 			}
+			mirrors = append(mirrors, s.Sources[i].Mirror...)
+			pcaps = append(pcaps, s.Sources[i].Pcap...)
 		}
 		for i := range s.Hostgroups {
 			hostgroups = append(hostgroups, &s.Hostgroups[i])
@@ -80,7 +84,9 @@ func (c *compiler) compile(files []parsedFile) {
 	}
 	c.compileLog(singleton(c, "log", logB, logs))
 	c.compileDetection(singleton(c, "detection", detB, dets))
-	c.compileListeners(listeners)
+	names := c.compileListeners(listeners)
+	c.compileMirrors(mirrors, names)
+	c.compilePcaps(pcaps, names)
 	c.compileBGP(singleton(c, "bgp", bgpB, bgps))
 	c.compileMitigation(singleton(c, "mitigation", mitB, mits))
 	c.compileAPI(singleton(c, "api", apiB, apis), singleton(c, "metrics", metB, metr))
@@ -149,7 +155,7 @@ type listenerSpec struct {
 	b        *listenerBlock
 }
 
-func (c *compiler) compileListeners(specs []listenerSpec) {
+func (c *compiler) compileListeners(specs []listenerSpec) map[string]hcl.Range {
 	names := map[string]hcl.Range{}
 	addrs := map[netip.AddrPort]hcl.Range{}
 	for _, s := range specs {
@@ -179,6 +185,28 @@ func (c *compiler) compileListeners(specs []listenerSpec) {
 		if n, _, ok := c.uintRange(b.DefaultSampling, 1, 1<<24, "sampling_rate"); ok {
 			l.DefaultSampling = uint32(n)
 		}
+		if list, ok := c.strList(b.Allowed); ok {
+			for _, it := range list {
+				if p, ok := c.prefix(it); ok {
+					l.AllowedExporters = append(l.AllowedExporters, p)
+				}
+			}
+		}
+		if n, _, ok := c.uintRange(b.MaxExporters, 1, 1<<20, "max_exporters"); ok {
+			l.MaxExporters = int(n)
+		}
+		if d, _, ok := c.duration(b.ExporterIdle); ok {
+			l.ExporterIdle = d
+		}
+		if n, _, ok := c.uintRange(b.MaxTemplates, 1, 1<<16, "max_templates"); ok {
+			l.MaxTemplates = int(n)
+		}
+		if d, _, ok := c.duration(b.TemplateTTL); ok {
+			l.TemplateTTL = d
+		}
+		if n, _, ok := c.uintRange(b.MaxTemplateFlds, 1024, 1<<28, "max_template_fields"); ok {
+			l.MaxTemplateFields = int(n)
+		}
 		for _, e := range b.Exporters {
 			a, err := netip.ParseAddr(e.Address)
 			if err != nil {
@@ -203,6 +231,7 @@ func (c *compiler) compileListeners(specs []listenerSpec) {
 		}
 		c.pol.Listeners = append(c.pol.Listeners, l)
 	}
+	return names
 }
 
 func (c *compiler) compileBGP(b *bgpBlock) {
@@ -435,5 +464,105 @@ func (c *compiler) compileHooks(blocks []hooksBlock) {
 			}
 			c.pol.Hooks.Webhooks = append(c.pol.Hooks.Webhooks, h)
 		}
+	}
+}
+
+func (c *compiler) sourceName(names map[string]hcl.Range, name string, rng hcl.Range) bool {
+	if prev, dup := names[name]; dup {
+		c.errorf(rng, "Duplicate source name", "a source named %q is already defined at %s; give each a distinct name", name, rangeString(prev))
+		return false
+	}
+	names[name] = rng
+	return true
+}
+
+var fanoutModes = []string{"hash", "lb", "cpu", "rollover", "random"}
+
+func (c *compiler) compileMirrors(blocks []mirrorBlock, names map[string]hcl.Range) {
+	ifaces := map[string]hcl.Range{}
+	for _, b := range blocks {
+		if !c.sourceName(names, b.Name, b.DeclRange) {
+			continue
+		}
+		m := Mirror{Name: b.Name, Promiscuous: true}
+		list, ok := c.strList(b.Interfaces)
+		if !ok || len(list) == 0 {
+			c.errorf(b.DeclRange, "Missing interfaces", "a mirror source captures interfaces, such as interfaces = [\"eth1\"]")
+		}
+		for _, it := range list {
+			if prev, dup := ifaces[it.s]; dup {
+				c.errorf(it.rng, "Duplicate interface", "%s is already captured at %s", it.s, rangeString(prev))
+				continue
+			}
+			ifaces[it.s] = it.rng
+			m.Interfaces = append(m.Interfaces, it.s)
+		}
+		if n, _, ok := c.uintRange(b.Workers, 1, 64, "workers"); ok {
+			m.Workers = int(n)
+		}
+		if s, rng, ok := c.str(b.Fanout); ok {
+			if !slices.Contains(fanoutModes, s) {
+				c.errorf(rng, "Invalid fanout", "%q is not a fanout mode; write one of %s", s, strings.Join(fanoutModes, ", "))
+			}
+			m.Fanout = s
+		}
+		if n, _, ok := c.uintRange(b.FanoutGroup, 1, 65535, "fanout_group"); ok {
+			m.FanoutGroup = uint16(n)
+		}
+		if b.Promiscuous != nil {
+			m.Promiscuous = *b.Promiscuous
+		}
+		if b.IncludeOutgoing != nil {
+			m.IncludeOutgoing = *b.IncludeOutgoing
+		}
+		if n, _, ok := c.size(b.BlockSize); ok {
+			m.BlockSize = int(n)
+		}
+		if n, _, ok := c.uintRange(b.Blocks, 2, 4096, "blocks"); ok {
+			m.Blocks = int(n)
+		}
+		if d, _, ok := c.duration(b.BlockTimeout); ok {
+			m.BlockTimeout = d
+		}
+		if n, _, ok := c.uintRange(b.BatchSize, 1, 1<<16, "batch_size"); ok {
+			m.BatchSize = int(n)
+		}
+		if d, _, ok := c.duration(b.FlushInterval); ok {
+			m.FlushInterval = d
+		}
+		c.pol.Mirrors = append(c.pol.Mirrors, m)
+	}
+}
+
+func (c *compiler) compilePcaps(blocks []pcapBlock, names map[string]hcl.Range) {
+	for _, b := range blocks {
+		if !c.sourceName(names, b.Name, b.DeclRange) {
+			continue
+		}
+		p := Pcap{Name: b.Name, Loops: 1, Sampling: 1, Timestamps: "replay"}
+		if b.File == nil || *b.File == "" {
+			c.errorf(b.DeclRange, "Missing file", "a pcap source replays a capture, such as file = \"/var/tmp/attack.pcap\"")
+		} else {
+			p.File = *b.File
+		}
+		if f, rng, ok := c.number(b.Speed); ok {
+			if f < 0 || f > 1000 {
+				c.errorf(rng, "Invalid speed", "speed %g is out of range; write 0 (as fast as possible), 1 (recorded pace) up to 1000", f)
+			}
+			p.Speed = f
+		}
+		if n, _, ok := c.uintRange(b.Loops, 1, 1<<20, "loops"); ok {
+			p.Loops = int(n)
+		}
+		if n, _, ok := c.uintRange(b.Sampling, 1, 1<<24, "sampling_rate"); ok {
+			p.Sampling = uint32(n)
+		}
+		if s, rng, ok := c.str(b.Timestamps); ok {
+			if s != "replay" && s != "capture" {
+				c.errorf(rng, "Invalid timestamps", "%q: write \"replay\" or \"capture\"", s)
+			}
+			p.Timestamps = s
+		}
+		c.pol.Pcaps = append(c.pol.Pcaps, p)
 	}
 }

@@ -23,6 +23,10 @@ type Policy struct {
 	Detection Detection
 	// Listeners are the flow listeners.
 	Listeners []Listener
+	// Mirrors are the port-mirror captures.
+	Mirrors []Mirror
+	// Pcaps are capture files replayed as sources.
+	Pcaps []Pcap
 	// BGP is the embedded speaker and its neighbours.
 	BGP BGP
 	// Mitigation holds global mitigation settings.
@@ -137,6 +141,40 @@ type Listener struct {
 	DefaultSampling uint32
 	// Sampling overrides the sampling rate per exporter.
 	Sampling map[netip.Addr]uint32
+	// AllowedExporters, when set, are the only sources accepted.
+	AllowedExporters []netip.Prefix
+	// Bounds of per-exporter state (0: the collector's defaults).
+	MaxExporters      int
+	ExporterIdle      time.Duration
+	MaxTemplates      int
+	TemplateTTL       time.Duration
+	MaxTemplateFields int
+}
+
+// Mirror captures interfaces with AF_PACKET (0 values: the defaults).
+type Mirror struct {
+	Name            string
+	Interfaces      []string
+	Workers         int
+	Fanout          string
+	FanoutGroup     uint16
+	Promiscuous     bool
+	IncludeOutgoing bool
+	BlockSize       int
+	Blocks          int
+	BlockTimeout    time.Duration
+	BatchSize       int
+	FlushInterval   time.Duration
+}
+
+// Pcap replays a capture file.
+type Pcap struct {
+	Name       string
+	File       string
+	Speed      float64
+	Loops      int
+	Sampling   uint32
+	Timestamps string // "replay" or "capture"
 }
 
 // BGP is the embedded speaker's configuration.

@@ -32,6 +32,34 @@ type detectionBlock struct {
 type sourcesBlock struct {
 	NetFlow []listenerBlock `hcl:"netflow,block"`
 	SFlow   []listenerBlock `hcl:"sflow,block"`
+	Mirror  []mirrorBlock   `hcl:"mirror,block"`
+	Pcap    []pcapBlock     `hcl:"pcap,block"`
+}
+
+type mirrorBlock struct {
+	Name            string         `hcl:"name,label"`
+	Interfaces      hcl.Expression `hcl:"interfaces"`
+	Workers         hcl.Expression `hcl:"workers"`
+	Fanout          hcl.Expression `hcl:"fanout"`
+	FanoutGroup     hcl.Expression `hcl:"fanout_group"`
+	Promiscuous     *bool          `hcl:"promiscuous"`
+	IncludeOutgoing *bool          `hcl:"include_outgoing"`
+	BlockSize       hcl.Expression `hcl:"block_size"`
+	Blocks          hcl.Expression `hcl:"blocks"`
+	BlockTimeout    hcl.Expression `hcl:"block_timeout"`
+	BatchSize       hcl.Expression `hcl:"batch_size"`
+	FlushInterval   hcl.Expression `hcl:"flush_interval"`
+	DeclRange       hcl.Range      `hcl:",def_range"`
+}
+
+type pcapBlock struct {
+	Name       string         `hcl:"name,label"`
+	File       *string        `hcl:"file"`
+	Speed      hcl.Expression `hcl:"speed"`
+	Loops      hcl.Expression `hcl:"loops"`
+	Sampling   hcl.Expression `hcl:"sampling_rate"`
+	Timestamps hcl.Expression `hcl:"timestamps"`
+	DeclRange  hcl.Range      `hcl:",def_range"`
 }
 
 type listenerBlock struct {
@@ -41,6 +69,12 @@ type listenerBlock struct {
 	Workers         hcl.Expression  `hcl:"workers"`
 	QueueSize       hcl.Expression  `hcl:"queue_size"`
 	DefaultSampling hcl.Expression  `hcl:"sampling_rate"`
+	Allowed         hcl.Expression  `hcl:"allowed_exporters"`
+	MaxExporters    hcl.Expression  `hcl:"max_exporters"`
+	ExporterIdle    hcl.Expression  `hcl:"exporter_idle"`
+	MaxTemplates    hcl.Expression  `hcl:"max_templates"`
+	TemplateTTL     hcl.Expression  `hcl:"template_ttl"`
+	MaxTemplateFlds hcl.Expression  `hcl:"max_template_fields"`
 	Exporters       []exporterBlock `hcl:"exporter,block"`
 	DeclRange       hcl.Range       `hcl:",def_range"`
 }
