@@ -37,6 +37,9 @@ commands:
   check    --config PATH [--explain ADDR]
                            validate a configuration and print every error;
                            with --explain, what applies to that address
+  replay   --config PATH CAPTURE [--sampling N] [--json]
+                           run a pcap/pcapng capture through detection and the
+                           policy offline: attacks found, announcements it would make
   version                  print the version of floodgate and of its BGP library
 
 talking to a running daemon (flags: --socket PATH, --api URL --token T, --config PATH, --json):
@@ -78,6 +81,8 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		return cmdReload(args[1:], stdout, stderr)
 	case "top":
 		return cmdTop(args[1:], os.Stdin, stdout, stderr)
+	case "replay":
+		return cmdReplay(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "floodgate %s\ngobgp %s\n", version, controller.GoBGPVersion())
 		return exitOK
