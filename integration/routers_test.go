@@ -193,6 +193,57 @@ func TestMitigationWithRouters(t *testing.T) {
 		t.Logf("frr kernel: %s", line)
 	})
 
+	t.Run("flowspec rules of every attack type reach every router exactly", func(t *testing.T) {
+		v := "203.0.113.12"
+		tests := []struct {
+			rule, action, rate, redirect string
+			dscp                         int
+			fam                          lab.Family
+			prefix, ext                  string
+		}{
+			{rule: "dst " + v + "/32 proto udp sport 123", action: "discard", fam: lab.FamilyIPv4FlowSpec,
+				prefix: "destination:" + v + "/32 protocol:==udp source-port:==123", ext: "traffic-rate:0"},
+			{rule: "dst " + v + "/32 proto udp sport 53,123", action: "discard", fam: lab.FamilyIPv4FlowSpec,
+				prefix: "destination:" + v + "/32 protocol:==udp source-port:==53|==123", ext: "traffic-rate:0"},
+			{rule: "dst " + v + "/32 proto tcp dport 80 tcp-flags syn,!ack", action: "rate-limit", rate: "8kbps", fam: lab.FamilyIPv4FlowSpec,
+				prefix: "destination:" + v + "/32 protocol:==tcp destination-port:==80 tcp-flags:=S&!A", ext: "traffic-rate:1000"},
+			{rule: "dst " + v + "/32 proto udp fragment is", action: "redirect", redirect: "65000:100", fam: lab.FamilyIPv4FlowSpec,
+				prefix: "destination:" + v + "/32 protocol:==udp fragment:is-fragment", ext: "redirect:65000:100"},
+			{rule: "dst " + v + "/32 proto udp length 1025-1500", action: "mark", dscp: 8, fam: lab.FamilyIPv4FlowSpec,
+				prefix: "destination:" + v + "/32 protocol:==udp packet-length:>=1025&<=1500", ext: "traffic-marking:8"},
+			{rule: "dst " + v + "/32 proto tcp length 0-64", action: "discard", fam: lab.FamilyIPv4FlowSpec,
+				prefix: "destination:" + v + "/32 protocol:==tcp packet-length:>=0&<=64", ext: "traffic-rate:0"},
+			{rule: "dst " + v + "/32 proto icmp", action: "discard", fam: lab.FamilyIPv4FlowSpec,
+				prefix: "destination:" + v + "/32 protocol:==icmp", ext: "traffic-rate:0"},
+			{rule: "dst 203.0.113.0/24 proto udp sport 389", action: "discard", fam: lab.FamilyIPv4FlowSpec,
+				prefix: "destination:203.0.113.0/24 protocol:==udp source-port:==389", ext: "traffic-rate:0"},
+			{rule: "dst 2001:db8:ffff::12/128 proto udp sport 11211", action: "discard", fam: lab.FamilyIPv6FlowSpec,
+				prefix: "destination:2001:db8:ffff::12/128 protocol:==udp source-port:==11211", ext: "traffic-rate:0"},
+		}
+		var keys []string
+		for _, tc := range tests {
+			m, err := api.Ban(ctx, controller.BanRequest{Kind: "flowspec", Rule: tc.rule, Action: tc.action, Rate: tc.rate,
+				Redirect: tc.redirect, DSCP: tc.dscp, Duration: "5m"})
+			if err != nil {
+				t.Fatalf("ban %s: %v", tc.rule, err)
+			}
+			keys = append(keys, m.Key)
+		}
+		c, cancel := wait(30 * time.Second)
+		defer cancel()
+		for _, tc := range tests {
+			everyRouter(c, t, l, tc.fam, true, func(r lab.Route) bool { return r.Prefix == tc.prefix && r.HasExtCommunity(tc.ext) })
+		}
+		for _, k := range keys {
+			if _, err := api.Unban(ctx, k, ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, tc := range tests {
+			everyRouter(c, t, l, tc.fam, false, func(r lab.Route) bool { return r.Prefix == tc.prefix })
+		}
+	})
+
 	t.Run("router restart gets every route again", func(t *testing.T) {
 		l.RestartRouter(t, "bird")
 		c, cancel := wait(30 * time.Second)
