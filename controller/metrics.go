@@ -15,6 +15,8 @@ type metrics struct {
 	d *Daemon
 
 	flowDatagrams, flowBytes, flowRecords, flowMalformed, flowUnknownTemplate, flowDrops *prometheus.Desc
+	flowRefused, flowCounterSamples, flowTemplatesDropped, flowExportersDropped          *prometheus.Desc
+	expDatagrams, expRecords, expMalformed, expDrops                                     *prometheus.Desc
 
 	detectRecords, detectMonitored, detectHosts, detectRefused, detectEvicted *prometheus.Desc
 	detectTick, detectSketches, detectAttacks                                 *prometheus.Desc
@@ -29,30 +31,38 @@ func newMetrics(d *Daemon) *metrics {
 		return prometheus.NewDesc("floodgate_"+name, help, labels, nil)
 	}
 	return &metrics{
-		d:                   d,
-		flowDatagrams:       desc("flow_datagrams_total", "Datagrams received by a flow listener.", "listener", "protocol"),
-		flowBytes:           desc("flow_received_bytes_total", "Bytes of datagrams received by a flow listener.", "listener", "protocol"),
-		flowRecords:         desc("flow_records_total", "Records decoded by a flow listener.", "listener", "protocol"),
-		flowMalformed:       desc("flow_malformed_datagrams_total", "Datagrams rejected as malformed.", "listener", "protocol"),
-		flowUnknownTemplate: desc("flow_unknown_template_datagrams_total", "Datagrams with data for a template not received yet.", "listener", "protocol"),
-		flowDrops:           desc("flow_queue_dropped_datagrams_total", "Datagrams dropped because the decode queue was full.", "listener", "protocol"),
-		detectRecords:       desc("detect_records_total", "Records given to detection."),
-		detectMonitored:     desc("detect_counted_total", "Host-directions counted (a record between two monitored hosts counts twice)."),
-		detectHosts:         desc("detect_hosts", "Host-directions tracked."),
-		detectRefused:       desc("detect_refused_total", "Counts not tracked per host because the host cap was reached."),
-		detectEvicted:       desc("detect_evicted_hosts_total", "Idle hosts evicted."),
-		detectTick:          desc("detect_tick_duration_seconds", "Duration of the last detection tick."),
-		detectSketches:      desc("detect_sketches", "Hosts whose traffic shape is tracked (suspect or attacked)."),
-		detectAttacks:       desc("detect_attacks_active", "Attacks going on.", "hostgroup"),
-		mitActive:           desc("mitigation_active", "Active mitigations.", "kind", "hostgroup"),
-		mitAnnounced:        desc("mitigation_announcements_total", "Mitigations announced."),
-		mitWithdrawn:        desc("mitigation_withdrawals_total", "Mitigations withdrawn."),
-		mitExtended:         desc("mitigation_extensions_total", "Mitigations extended because the attack went on."),
-		mitEscalations:      desc("mitigation_escalations_total", "Escalations announced."),
-		mitFailures:         desc("mitigation_failures_total", "Announcements, withdrawals or store writes that failed."),
-		mitRefused:          desc("mitigation_refusals_total", "Announcements refused by the safety checks or caps.", "reason"),
-		bgpUp:               desc("bgp_neighbor_established", "1 when the session with the neighbour is established.", "neighbor"),
-		bgpAdvertised:       desc("bgp_neighbor_advertised_routes", "Routes advertised to the neighbour.", "neighbor", "family"),
+		d:                    d,
+		flowDatagrams:        desc("flow_datagrams_total", "Datagrams received by a flow listener.", "listener", "protocol"),
+		flowBytes:            desc("flow_received_bytes_total", "Bytes of datagrams received by a flow listener.", "listener", "protocol"),
+		flowRecords:          desc("flow_records_total", "Records decoded by a flow listener.", "listener", "protocol"),
+		flowMalformed:        desc("flow_malformed_datagrams_total", "Datagrams rejected as malformed.", "listener", "protocol"),
+		flowUnknownTemplate:  desc("flow_unknown_template_datagrams_total", "Datagrams with data for a template not received yet.", "listener", "protocol"),
+		flowDrops:            desc("flow_queue_dropped_datagrams_total", "Datagrams dropped because the decode queue was full.", "listener", "protocol"),
+		flowRefused:          desc("flow_refused_datagrams_total", "Datagrams from addresses outside allowed_exporters.", "listener", "protocol"),
+		flowCounterSamples:   desc("flow_sflow_counter_samples_total", "sFlow counter samples (skipped).", "listener", "protocol"),
+		flowTemplatesDropped: desc("flow_templates_dropped_total", "NetFlow v9/IPFIX templates expired or evicted.", "listener", "protocol"),
+		flowExportersDropped: desc("flow_exporters_dropped_total", "Exporters forgotten (idle or evicted).", "listener", "protocol"),
+		expDatagrams:         desc("flow_exporter_datagrams_total", "Datagrams from one exporter.", "listener", "exporter"),
+		expRecords:           desc("flow_exporter_records_total", "Records from one exporter.", "listener", "exporter"),
+		expMalformed:         desc("flow_exporter_malformed_datagrams_total", "Malformed datagrams from one exporter.", "listener", "exporter"),
+		expDrops:             desc("flow_exporter_queue_dropped_datagrams_total", "Datagrams from one exporter dropped at the queue.", "listener", "exporter"),
+		detectRecords:        desc("detect_records_total", "Records given to detection."),
+		detectMonitored:      desc("detect_counted_total", "Host-directions counted (a record between two monitored hosts counts twice)."),
+		detectHosts:          desc("detect_hosts", "Host-directions tracked."),
+		detectRefused:        desc("detect_refused_total", "Counts not tracked per host because the host cap was reached."),
+		detectEvicted:        desc("detect_evicted_hosts_total", "Idle hosts evicted."),
+		detectTick:           desc("detect_tick_duration_seconds", "Duration of the last detection tick."),
+		detectSketches:       desc("detect_sketches", "Hosts whose traffic shape is tracked (suspect or attacked)."),
+		detectAttacks:        desc("detect_attacks_active", "Attacks going on.", "hostgroup"),
+		mitActive:            desc("mitigation_active", "Active mitigations.", "kind", "hostgroup"),
+		mitAnnounced:         desc("mitigation_announcements_total", "Mitigations announced."),
+		mitWithdrawn:         desc("mitigation_withdrawals_total", "Mitigations withdrawn."),
+		mitExtended:          desc("mitigation_extensions_total", "Mitigations extended because the attack went on."),
+		mitEscalations:       desc("mitigation_escalations_total", "Escalations announced."),
+		mitFailures:          desc("mitigation_failures_total", "Announcements, withdrawals or store writes that failed."),
+		mitRefused:           desc("mitigation_refusals_total", "Announcements refused by the safety checks or caps.", "reason"),
+		bgpUp:                desc("bgp_neighbor_established", "1 when the session with the neighbour is established.", "neighbor"),
+		bgpAdvertised:        desc("bgp_neighbor_advertised_routes", "Routes advertised to the neighbour.", "neighbor", "family"),
 	}
 }
 
@@ -75,6 +85,18 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		counter(m.flowMalformed, float64(s.Malformed), s.Name, p)
 		counter(m.flowUnknownTemplate, float64(s.UnknownTemplate), s.Name, p)
 		counter(m.flowDrops, float64(s.QueueDrops), s.Name, p)
+		counter(m.flowRefused, float64(s.Refused), s.Name, p)
+		counter(m.flowCounterSamples, float64(s.CounterSamples), s.Name, p)
+		counter(m.flowTemplatesDropped, float64(s.TemplatesDropped), s.Name, p)
+		counter(m.flowExportersDropped, float64(s.ExportersDropped), s.Name, p)
+		// Exporters are bounded by max_exporters and allowed_exporters.
+		for _, e := range s.Exporters {
+			a := e.Addr.String()
+			counter(m.expDatagrams, float64(e.Datagrams), s.Name, a)
+			counter(m.expRecords, float64(e.Records), s.Name, a)
+			counter(m.expMalformed, float64(e.Malformed), s.Name, a)
+			counter(m.expDrops, float64(e.QueueDrops), s.Name, a)
+		}
 	}
 	ds := m.d.Engine.Stats()
 	counter(m.detectRecords, float64(ds.Records))

@@ -251,16 +251,23 @@ type spreadSlot struct {
 // host holds one host's counters in one direction: 192 bytes in a slab
 // chunk, plus about 35 in the index.
 type host struct {
+	// cur and x are what ingestion touches: together they fill the first
+	// 64-byte cache line of the host (hosts are 192 bytes in chunks
+	// aligned to pages), so a record costs one line of host memory.
+	cur     counters
+	x       *extra       // only for suspect or attacked hosts
 	key     addrKey      // the table's index key
 	entry   *prefixEntry // nil for a free slot
-	x       *extra       // only for suspect or attacked hosts
-	cur     counters
 	r       rates
 	basePPS float32
 	baseBPS float32
 	spread  [2]spreadSlot
 	quiet   uint16 // ticks without traffic (saturating)
+	_       [6]byte
 }
+
+// hostSize keeps host a multiple of the cache line (checked by a test).
+const hostSize = 192
 
 func (h *host) atk() *attack {
 	if h.x == nil {

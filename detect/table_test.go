@@ -3,6 +3,7 @@ package detect
 import (
 	"math/rand/v2"
 	"testing"
+	"unsafe"
 )
 
 // TestHostTableAgainstMap runs random inserts and removals against the
@@ -43,5 +44,17 @@ func TestHostTableAgainstMap(t *testing.T) {
 	}
 	if l := len(tab.slots); tab.count*4 > l*3 {
 		t.Errorf("load %d/%d over 3/4", tab.count, l)
+	}
+}
+
+// TestHostLayout: a host is three cache lines and ingestion touches only
+// the first (see the host type).
+func TestHostLayout(t *testing.T) {
+	var h host
+	if unsafe.Sizeof(h) != hostSize || hostSize%64 != 0 {
+		t.Errorf("host is %d bytes, want %d", unsafe.Sizeof(h), hostSize)
+	}
+	if end := unsafe.Offsetof(h.x) + unsafe.Sizeof(h.x); unsafe.Offsetof(h.cur) != 0 || end > 64 {
+		t.Errorf("cur and x end at byte %d, want within the first 64", end)
 	}
 }

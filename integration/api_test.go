@@ -301,6 +301,8 @@ func TestAPI(t *testing.T) {
 			`floodgate_flow_records_total{listener="test",protocol="netflow"} 100`,
 			`floodgate_flow_malformed_datagrams_total{listener="test",protocol="netflow"} 1`,
 			`floodgate_detect_records_total 100`,
+			`floodgate_flow_exporter_records_total{exporter="127.0.0.1",listener="test"} 100`,
+			`floodgate_flow_exporter_malformed_datagrams_total{exporter="127.0.0.1",listener="test"} 1`,
 			`floodgate_mitigation_active{hostgroup="customers",kind="flowspec"} 1`,
 			`floodgate_mitigation_refusals_total{reason="outside_monitored"} 3`,
 		} {
