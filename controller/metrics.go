@@ -39,7 +39,7 @@ func newMetrics(d *Daemon) *metrics {
 		flowUnknownTemplate:  desc("flow_unknown_template_datagrams_total", "Datagrams with data for a template not received yet.", "listener", "protocol"),
 		flowDrops:            desc("flow_queue_dropped_datagrams_total", "Datagrams dropped because the decode queue was full.", "listener", "protocol"),
 		flowRefused:          desc("flow_refused_datagrams_total", "Datagrams from addresses outside allowed_exporters.", "listener", "protocol"),
-		flowCounterSamples:   desc("flow_sflow_counter_samples_total", "sFlow counter samples (skipped).", "listener", "protocol"),
+		flowCounterSamples:   desc("flow_sflow_skipped_samples_total", "sFlow counter samples, skipped.", "listener", "protocol"),
 		flowTemplatesDropped: desc("flow_templates_dropped_total", "NetFlow v9/IPFIX templates expired or evicted.", "listener", "protocol"),
 		flowExportersDropped: desc("flow_exporters_dropped_total", "Exporters forgotten (idle or evicted).", "listener", "protocol"),
 		expDatagrams:         desc("flow_exporter_datagrams_total", "Datagrams from one exporter.", "listener", "exporter"),
