@@ -2,6 +2,7 @@ package detect
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"net/netip"
 	"testing"
@@ -564,5 +565,68 @@ func TestTop(t *testing.T) {
 	}
 	if out := c.e.Top(3, "pps", Outgoing); len(out) != 0 {
 		t.Errorf("outgoing top %+v", out)
+	}
+}
+
+// TestTimingsOnTheTickLoop runs the engine's own tick loop under
+// synctest's fake clock, with traffic fed half a tick out of phase, and
+// checks when attacks start: never at 0.9× the threshold, and at 2×, 5× and
+// 10× exactly at the tick the EWMA predicts; then that an attack that
+// stops ends after the hold time.
+func TestTimingsOnTheTickLoop(t *testing.T) {
+	const threshold = 10000
+	for _, factor := range []float64{0.9, 2, 5, 10} {
+		t.Run(fmt.Sprintf("%.1fx", factor), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				e := newEngine(t, testPolicy(policies.DefaultEWMA, pps(threshold)))
+				if err := e.Start(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				defer e.Stop()
+				start := time.Now()
+				stop := make(chan struct{})
+				fed := make(chan struct{})
+				go func() {
+					defer close(fed)
+					time.Sleep(tick / 2)
+					for {
+						e.Ingest(ntp(victim, factor*threshold))
+						select {
+						case <-stop:
+							return
+						case <-time.After(tick):
+						}
+					}
+				}()
+				want := predictedTicks(factor, policies.DefaultEWMA)
+				deadline := time.After(time.Minute)
+				select {
+				case ev := <-e.Events():
+					got := time.Since(start)
+					if want < 0 || ev.Kind != AttackStarted || got != time.Duration(want)*tick {
+						t.Errorf("%v after %s; EWMA predicts tick %d (%s)", ev.Kind, got, want, time.Duration(want)*tick)
+					}
+				case <-deadline:
+					if want >= 0 {
+						t.Fatalf("no attack in a minute; EWMA predicts tick %d", want)
+					}
+					close(stop)
+					<-fed
+					return
+				}
+				close(stop)
+				<-fed
+				stopped := time.Now()
+				for {
+					ev := <-e.Events()
+					if ev.Kind == AttackEnded {
+						if held := time.Since(stopped); held < DefaultEndHold || held > DefaultEndHold+10*time.Second {
+							t.Errorf("ended %s after the traffic stopped", held)
+						}
+						return
+					}
+				}
+			})
+		})
 	}
 }
