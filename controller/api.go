@@ -59,7 +59,14 @@ type Attacks struct {
 
 // Mitigations is the answer of GET /v1/mitigations.
 type Mitigations struct {
-	Mitigations []Mitigation `json:"mitigations"`
+	Mitigations []MitigationView `json:"mitigations"`
+}
+
+// MitigationView is a mitigation and the neighbours it is sent to: those
+// established with its address family.
+type MitigationView struct {
+	Mitigation
+	Peers []string `json:"peers"`
 }
 
 // Hosts is the answer of GET /v1/hosts.
@@ -369,7 +376,29 @@ func (s *APIServer) mitigations(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, Mitigations{Mitigations: nonNil(act)})
+	peers, err := s.d.Speaker.Peers(ctx)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	out := Mitigations{Mitigations: []MitigationView{}}
+	for _, m := range act {
+		v := MitigationView{Mitigation: m, Peers: []string{}}
+		if !m.DryRun {
+			fam := m.Announcement.Family()
+			for _, p := range peers {
+				if _, ok := p.Advertised[fam]; ok && p.Established {
+					name := p.Name
+					if name == "" {
+						name = p.Address
+					}
+					v.Peers = append(v.Peers, name)
+				}
+			}
+		}
+		out.Mitigations = append(out.Mitigations, v)
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *APIServer) hosts(w http.ResponseWriter, r *http.Request) {

@@ -184,6 +184,10 @@ func TestMitigationWithRouters(t *testing.T) {
 		}
 		c, cancel := wait(20 * time.Second)
 		defer cancel()
+		ms, err := api.Mitigations(c)
+		if err != nil || len(ms.Mitigations) != 2 || len(ms.Mitigations[0].Peers) != 4 {
+			t.Errorf("mitigations with their peers: %+v, %v", ms, err)
+		}
 		everyRouter(c, t, l, lab.FamilyIPv4Unicast, true, rtbhRoute("203.0.113.10/32"))
 		everyRouter(c, t, l, lab.FamilyIPv6Unicast, true, rtbhRoute("2001:db8:ffff::10/128"))
 		line, err := l.WaitKernelRoute(c, "frr", netip.PrefixFrom(labVictim4, 32), func(s string) bool { return strings.HasPrefix(s, "blackhole") })

@@ -243,13 +243,17 @@ func cmdMitigations(args []string, stdout, stderr io.Writer) int {
 			return printJSON(stdout, m)
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 2, 2, ' ', 0)
-		fmt.Fprintln(tw, "ANNOUNCEMENT\tHOSTGROUP\tRESPONSE\tSTARTED\tEXPIRES\tREASON")
+		fmt.Fprintln(tw, "ANNOUNCEMENT\tHOSTGROUP\tRESPONSE\tPEERS\tSTARTED\tEXPIRES\tREASON")
 		for _, x := range m.Mitigations {
 			what := x.Announcement.String()
 			if x.DryRun {
 				what += " (dry run)"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", what, x.Hostgroup, x.Response, ago(x.Started), until(x.Expires), x.Reason)
+			peers := strings.Join(x.Peers, ",")
+			if peers == "" {
+				peers = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", what, x.Hostgroup, x.Response, peers, ago(x.Started), until(x.Expires), x.Reason)
 		}
 		if len(m.Mitigations) == 0 {
 			fmt.Fprintln(tw, "(no active mitigations)")
