@@ -630,3 +630,26 @@ func TestTimingsOnTheTickLoop(t *testing.T) {
 		})
 	}
 }
+
+// TestFragmentsHaveNoPorts: later fragments count as fragments, not as
+// traffic to or from port 0.
+func TestFragmentsHaveNoPorts(t *testing.T) {
+	c := newClock(newEngine(t, testPolicy(policies.DefaultEWMA, pps(1000))))
+	var ev *Event
+	for range 10 {
+		batch := []sources.Record{
+			{Src: netip.MustParseAddr("192.0.2.1"), Dst: victim, Proto: 17, Fragment: true, Packets: 2000, Bytes: 2000 * 1480, Length: 1480},
+			{Src: netip.MustParseAddr("192.0.2.1"), Dst: victim, Proto: 17, Fragment: true, SrcPort: 53, DstPort: 4000, Packets: 1000, Bytes: 1000 * 1480, Length: 1480},
+		}
+		for _, e := range lifecycle(c.step(batch)) {
+			ev = &e
+		}
+	}
+	if ev == nil {
+		t.Fatal("no attack")
+	}
+	s := ev.Signature
+	if s.Fragment != 1 || len(s.SrcPorts) != 1 || s.SrcPorts[0].Value != 53 || math.Abs(s.SrcPorts[0].Share-1.0/3) > 0.05 {
+		t.Errorf("fragment share %.2f, source ports %+v; want all fragments and only port 53 at a third", s.Fragment, s.SrcPorts)
+	}
+}

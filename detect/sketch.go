@@ -130,7 +130,10 @@ func (s *sketch) add(r *sources.Record, remote netip.Addr, pkts float64) {
 	s.packets += pkts
 	s.bytes += float64(r.Bytes) * pkts / float64(max(r.Packets, 1))
 	s.protos.add(r.Proto, pkts)
-	if r.Proto == 6 || r.Proto == 17 {
+	// A non-first fragment has no transport header: its zero ports are
+	// not ports, and a FlowSpec port match would never see it.
+	laterFragment := r.Fragment && r.SrcPort == 0 && r.DstPort == 0
+	if (r.Proto == 6 || r.Proto == 17) && !laterFragment {
 		s.srcPorts.add(r.SrcPort, pkts)
 		s.dstPorts.add(r.DstPort, pkts)
 	}

@@ -94,36 +94,49 @@ hostgroup "customers" {
 `, controllerASN, nb.String(), filepath.Join(dir, "api.sock"), filepath.Join(dir, "state.db"))
 }
 
-// udpIn returns a UDP socket made in network namespace ns (a lab's), so
-// that the test can send to that namespace's own loopback.
-func udpIn(t *testing.T, ns string, to netip.AddrPort) *net.UDPConn {
-	t.Helper()
+// inNetns runs fn on an OS thread moved into network namespace ns (a
+// lab's), so that the sockets fn opens live there; the thread comes back
+// to the test's namespace afterwards.
+func inNetns(ns string, fn func() error) error {
 	runtime.LockOSThread()
 	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		runtime.UnlockOSThread()
-		t.Fatal(err)
+		return err
 	}
 	defer unix.Close(orig)
 	target, err := unix.Open("/var/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		runtime.UnlockOSThread()
-		t.Fatal(err)
+		return err
 	}
 	defer unix.Close(target)
 	if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
 		runtime.UnlockOSThread()
-		t.Fatal(err)
+		return err
 	}
-	conn, dialErr := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(to))
+	fnErr := fn()
 	if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
 		// Leave the thread locked: Go ends it with this goroutine rather
 		// than reuse it in the wrong namespace.
-		t.Fatalf("back to the test's namespace: %v", err)
+		return fmt.Errorf("back to the test's namespace: %w", err)
 	}
 	runtime.UnlockOSThread()
-	if dialErr != nil {
-		t.Fatal(dialErr)
+	return fnErr
+}
+
+// udpIn returns a UDP socket made in network namespace ns, so that the
+// test can send to that namespace's own loopback.
+func udpIn(t *testing.T, ns string, to netip.AddrPort) *net.UDPConn {
+	t.Helper()
+	var conn *net.UDPConn
+	err := inNetns(ns, func() error {
+		var err error
+		conn, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(to))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
 	return conn

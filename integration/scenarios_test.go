@@ -1,0 +1,365 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/floodgate-ddos/floodgate/controller"
+	"github.com/floodgate-ddos/floodgate/integration/gen"
+	"github.com/floodgate-ddos/floodgate/integration/lab"
+)
+
+// scenarioTopology is routerTopology plus a "tap" host whose veth feeds
+// ctl's mirror port (ctl's fifth interface).
+func scenarioTopology() lab.Topology {
+	t := routerTopology()
+	t.Name = "floodgate-scenarios"
+	t.Nodes = append(t.Nodes, lab.Node{Name: "tap", Kind: lab.KindHost})
+	t.Links = append(t.Links, lab.Link{A: "ctl", B: "tap"})
+	return t
+}
+
+const mirrorIface = "eth5" // ctl's side of the ctl-tap link
+
+// scenarioConfig monitors three hostgroups: customers (flow inputs), a
+// lower threshold for the mirror input, and a /24 whose total catches
+// carpet bombing; background traffic goes to a fourth. Every attack gets
+// a FlowSpec discard rule for 2 s, held 1 s after it ends.
+func scenarioConfig(l *lab.Lab, dir string) string {
+	var nb strings.Builder
+	for i, s := range l.Sessions() {
+		fams := make([]string, len(s.Families))
+		for j, f := range s.Families {
+			fams[j] = fmt.Sprintf("%q", string(f))
+		}
+		fmt.Fprintf(&nb, "  neighbor \"%s-%d\" {\n    address = \"%s\"\n    asn = %d\n    local_address = \"%s\"\n    families = [%s]\n  }\n",
+			s.Router, i, s.RouterAddr, s.RouterASN, s.CtlAddr, strings.Join(fams, ", "))
+	}
+	return fmt.Sprintf(`
+sources {
+  netflow "routers" { listen = "127.0.0.1:2055" }
+  sflow "switches" { listen = "127.0.0.1:6343" }
+  mirror "span" { interfaces = [%q] }
+}
+bgp {
+  asn       = %d
+  router_id = "10.0.1.1"
+%s}
+api { socket = "%s" }
+mitigation { state_file = "%s" }
+defaults {
+  response "flowspec" {
+    flowspec { action = "discard" }
+    duration = "2s"
+    hold     = "1s"
+  }
+}
+hostgroup "customers" {
+  prefixes = ["203.0.113.0/25", "2001:db8:ffff::/48"]
+  threshold "incoming" { pps = "20kpps" }
+}
+hostgroup "mirrored" {
+  prefixes = ["203.0.113.128/26", "2001:db8:eeee::/48"]
+  threshold "incoming" { pps = "2kpps" }
+}
+hostgroup "carpet" {
+  prefixes = ["198.51.100.0/24"]
+  threshold "incoming" {
+    pps = "20kpps"
+    group { pps = "50kpps" }
+  }
+}
+hostgroup "background" {
+  prefixes = ["192.0.2.0/24"]
+  threshold "incoming" { pps = "20kpps" }
+}
+`, mirrorIface, controllerASN, nb.String(), filepath.Join(dir, "api.sock"), filepath.Join(dir, "state.db"))
+}
+
+// essential are the components every rule for an attack type must have,
+// by input (NetFlow here carries no fragment information).
+func essential(a gen.Attack, v6, netflow bool) []string {
+	udp := "proto 17"
+	switch a {
+	case gen.AttackNTP:
+		return []string{udp, "sport 123"}
+	case gen.AttackMemcached:
+		return []string{udp, "sport 11211"}
+	case gen.AttackSSDP:
+		return []string{udp, "sport 1900"}
+	case gen.AttackCLDAP:
+		return []string{udp, "sport 389"}
+	case gen.AttackDNS, gen.AttackFragment:
+		if netflow {
+			return []string{udp}
+		}
+		return []string{udp, "fragment"}
+	case gen.AttackSYN:
+		return []string{"proto 6", "tcp-flags set=0x02 unset=0x10"}
+	case gen.AttackACK:
+		return []string{"proto 6"}
+	case gen.AttackUDPRandom, gen.AttackCarpet:
+		return []string{udp}
+	case gen.AttackICMP:
+		if v6 {
+			return []string{"proto 58"}
+		}
+		return []string{"proto 1"}
+	}
+	return nil
+}
+
+// startLine keeps the attack start time the generator prints.
+type startLine struct {
+	mu sync.Mutex
+	at time.Time
+}
+
+func (w *startLine) Write(b []byte) (int, error) {
+	for _, line := range strings.Split(string(b), "\n") {
+		if _, t, err := gen.ParseStartLine(line); err == nil {
+			w.mu.Lock()
+			w.at = t
+			w.mu.Unlock()
+		}
+	}
+	return len(b), nil
+}
+
+func (w *startLine) get() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.at
+}
+
+type scenarioRun struct {
+	name    string
+	start   startLine
+	s       gen.Scenario
+	emitter gen.Emitter
+	netflow bool
+	result  gen.Result
+	err     error
+	rule    string        // the FlowSpec rule text floodgate announced
+	latency time.Duration // attack start to the rule in every router's RIB
+}
+
+func (r *scenarioRun) victimPrefix() string {
+	if r.s.Attack == gen.AttackCarpet {
+		p, _ := r.s.Victim.Prefix(24)
+		return p.String()
+	}
+	return netip.PrefixFrom(r.s.Victim, r.s.Victim.BitLen()).String()
+}
+
+// playBatch plays scenarios at once against one daemon, then checks that
+// each got its rule at every router, with its essential components, and
+// that every rule is withdrawn once the attacks are over.
+func playBatch(t *testing.T, l *lab.Lab, api *controller.Client, runs []*scenarioRun) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, r := range runs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.result, r.err = gen.Run(ctx, r.s, &r.start, r.emitter)
+		}()
+	}
+	// Watch for each scenario's rule while the traffic plays.
+	pending := map[*scenarioRun]bool{}
+	for _, r := range runs {
+		pending[r] = true
+	}
+	deadline := time.Now().Add(runs[0].s.Duration)
+	for len(pending) > 0 && time.Now().Before(deadline) {
+		ms, err := api.Mitigations(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for r := range pending {
+			for _, m := range ms.Mitigations {
+				if m.Announcement.Rule != nil && strings.HasPrefix(m.Announcement.Rule.String(), "dst "+r.victimPrefix()+" ") {
+					r.rule = m.Announcement.Rule.String()
+				}
+			}
+			if r.rule == "" {
+				continue
+			}
+			if ok := atEveryRouter(ctx, t, l, r); ok {
+				r.latency = time.Since(r.start.get())
+				delete(pending, r)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	wg.Wait()
+	for _, r := range runs {
+		if r.err != nil {
+			t.Errorf("%s: generator: %v", r.name, r.err)
+		}
+		switch {
+		case r.rule == "":
+			t.Errorf("%s: no FlowSpec rule for %s", r.name, r.victimPrefix())
+		case pending[r]:
+			t.Errorf("%s: rule %q not at every router while the attack lasted", r.name, r.rule)
+		default:
+			// AttackStart was set once the first attack packet left;
+			// the latency was taken when every router had the rule.
+			t.Logf("%-28s %-55s at every router %s after the first attack packet", r.name, r.rule, r.latency.Round(time.Millisecond))
+		}
+		for _, c := range essential(r.s.Attack, r.s.IPv6(), r.netflow) {
+			if !strings.Contains(" "+r.rule+" ", " "+c+" ") && !strings.Contains(r.rule, c) {
+				t.Errorf("%s: rule %q lacks %q", r.name, r.rule, c)
+			}
+		}
+	}
+	// The attacks are over: every rule goes, at every router.
+	wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
+	defer wcancel()
+	for _, r := range runs {
+		if r.rule == "" {
+			continue
+		}
+		want := flowspecPrefix(r.victimPrefix())
+		fam := lab.FamilyIPv4FlowSpec
+		if r.s.IPv6() {
+			fam = lab.FamilyIPv6FlowSpec
+		}
+		everyRouter(wctx, t, l, fam, false, func(rt lab.Route) bool { return hasDestination(rt, want) })
+	}
+}
+
+// atEveryRouter reports whether every router has a FlowSpec route for
+// the run's victim with the discard action.
+func atEveryRouter(ctx context.Context, t *testing.T, l *lab.Lab, r *scenarioRun) bool {
+	fam := lab.FamilyIPv4FlowSpec
+	if r.s.IPv6() {
+		fam = lab.FamilyIPv6FlowSpec
+	}
+	want := flowspecPrefix(r.victimPrefix())
+	for _, name := range l.Routers() {
+		routes, err := l.Router(t, name).Routes(ctx, fam)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		found := false
+		for _, rt := range routes {
+			if hasDestination(rt, want) && rt.HasExtCommunity("traffic-rate:0") {
+				found = true
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+func scenario(a gen.Attack, victim netip.Addr, pps uint64, seed uint64) gen.Scenario {
+	return gen.Scenario{
+		Victim: victim, Attack: a, AttackPPS: pps, Start: time.Second, Duration: 7 * time.Second,
+		BackgroundHosts: netip.MustParsePrefix("192.0.2.0/24"), BackgroundCount: 50, BackgroundPPS: 2000, Seed: seed,
+	}
+}
+
+// TestScenarios plays every attack type through sFlow, NetFlow v9 and the
+// mirror port against floodgate and four routers, and checks the rule each
+// router received and its withdrawal.
+func TestScenarios(t *testing.T) {
+	lab.RequireRoot(t, "ip", "gobgpd", "bird", "birdc", "vtysh", "exabgp", "go")
+	bin := lab.BuildFloodgate(t)
+	l := lab.Up(t, scenarioTopology())
+	dir := t.TempDir()
+	lab.StartFloodgateIn(t, bin, l.Netns("ctl"), scenarioConfig(l, dir))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := l.WaitSessions(ctx); err != nil {
+		t.Fatal(err)
+	}
+	api := controller.NewClient(filepath.Join(dir, "api.sock"), "")
+	sflowTo := netip.MustParseAddrPort("127.0.0.1:6343")
+	netflowTo := netip.MustParseAddrPort("127.0.0.1:2055")
+	v4 := func(n int) netip.Addr { return netip.AddrFrom4([4]byte{203, 0, 113, byte(n)}) }
+	v6 := func(n int) netip.Addr { return netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0xff, 0xff, 15: byte(n)}) }
+	inNetns := func(e gen.Emitter) gen.Emitter { return nsEmitter{e, l.Netns("ctl")} }
+
+	t.Run("sflow", func(t *testing.T) {
+		var runs []*scenarioRun
+		for i, a := range gen.Attacks() {
+			victim := v4(20 + i)
+			if a == gen.AttackCarpet {
+				victim = netip.MustParseAddr("198.51.100.1")
+			}
+			runs = append(runs, &scenarioRun{name: "sflow " + string(a), s: scenario(a, victim, 100_000, uint64(i+1)),
+				emitter: inNetns(&gen.SFlowEmitter{To: sflowTo, SamplingRate: 100, SubAgentID: uint32(i)})})
+		}
+		for i, a := range []gen.Attack{gen.AttackNTP, gen.AttackDNS, gen.AttackSYN, gen.AttackICMP, gen.AttackFragment, gen.AttackUDPRandom} {
+			runs = append(runs, &scenarioRun{name: "sflow ipv6 " + string(a), s: scenario(a, v6(0x20+i), 100_000, uint64(100+i)),
+				emitter: inNetns(&gen.SFlowEmitter{To: sflowTo, SamplingRate: 100, SubAgentID: uint32(100 + i)})})
+		}
+		playBatch(t, l, api, runs)
+	})
+
+	t.Run("netflow v9", func(t *testing.T) {
+		var runs []*scenarioRun
+		for i, a := range gen.Attacks() {
+			victim := v4(50 + i)
+			if a == gen.AttackCarpet {
+				victim = netip.MustParseAddr("198.51.100.1")
+			}
+			runs = append(runs, &scenarioRun{name: "netflow " + string(a), s: scenario(a, victim, 100_000, uint64(200+i)), netflow: true,
+				emitter: inNetns(&gen.NetFlowEmitter{Version: 9, To: netflowTo, SamplingRate: 100, SourceID: uint32(i + 1)})})
+		}
+		playBatch(t, l, api, runs)
+	})
+
+	t.Run("mirror", func(t *testing.T) {
+		var runs []*scenarioRun
+		for i, a := range []gen.Attack{gen.AttackNTP, gen.AttackSYN, gen.AttackFragment} {
+			s := scenario(a, netip.AddrFrom4([4]byte{203, 0, 113, byte(130 + i)}), 10_000, uint64(300+i))
+			s.BackgroundPPS = 500
+			runs = append(runs, &scenarioRun{name: "mirror " + string(a), s: s,
+				emitter: &gen.RawEmitter{Interface: "eth1", Netns: l.Netns("tap"), MaxPackets: 200_000}})
+		}
+		playBatch(t, l, api, runs)
+	})
+}
+
+// nsEmitter opens its emitter's socket in a namespace (ctl's), so that the
+// generator sends to the daemon's own loopback there.
+type nsEmitter struct {
+	gen.Emitter
+	netns string
+}
+
+func (e nsEmitter) Open(s gen.Scenario) error {
+	return inNetns(e.netns, func() error { return e.Emitter.Open(s) })
+}
+
+// latencies sorts and summarises durations.
+func latencies(ds []time.Duration) (median, maximum time.Duration) {
+	if len(ds) == 0 {
+		return 0, 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2], s[len(s)-1]
+}
+
+// flowspecPrefix is how the lab writes a rule's destination component.
+func flowspecPrefix(p string) string { return "destination:" + p }
+
+// hasDestination reports whether a FlowSpec route's destination is exactly
+// dst (a flowspecPrefix).
+func hasDestination(r lab.Route, dst string) bool {
+	return r.Prefix == dst || strings.HasPrefix(r.Prefix, dst+" ")
+}
