@@ -289,7 +289,9 @@ func TestScenarios(t *testing.T) {
 	sflowTo := netip.MustParseAddrPort("127.0.0.1:6343")
 	netflowTo := netip.MustParseAddrPort("127.0.0.1:2055")
 	v4 := func(n int) netip.Addr { return netip.AddrFrom4([4]byte{203, 0, 113, byte(n)}) }
-	v6 := func(n int) netip.Addr { return netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0xff, 0xff, 15: byte(n)}) }
+	v6 := func(n int) netip.Addr {
+		return netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0xff, 0xff, 15: byte(n)})
+	}
 	inNetns := func(e gen.Emitter) gen.Emitter { return nsEmitter{e, l.Netns("ctl")} }
 
 	t.Run("sflow", func(t *testing.T) {
