@@ -29,23 +29,42 @@ const (
 	KindExaBGP Kind = "exabgp"
 	// KindHost is a plain namespace (a victim, a traffic source).
 	KindHost Kind = "host"
+	// KindCRPD is Juniper cRPD (containerlab kind juniper_crpd), configured
+	// to accept RTBH and FlowSpec from the controller (see Containerlab). It
+	// runs only under containerlab: Up refuses it.
+	KindCRPD Kind = "crpd"
+	// KindCEOS is Arista cEOS-lab (containerlab kind arista_ceos),
+	// configured to accept RTBH and FlowSpec from the controller (see
+	// Containerlab). It runs only under containerlab: Up refuses it.
+	KindCEOS Kind = "ceos"
 )
 
 // kinds lists the valid kinds.
-var kinds = []Kind{KindCtl, KindFRR, KindBIRD, KindGoBGP, KindExaBGP, KindHost}
+var kinds = []Kind{KindCtl, KindFRR, KindBIRD, KindGoBGP, KindExaBGP, KindHost, KindCRPD, KindCEOS}
 
-// IsRouter reports whether nodes of kind k run a BGP daemon started by Up.
+// IsRouter reports whether nodes of kind k run a BGP daemon that peers
+// with the ctl nodes they are linked to. Up starts it, unless the kind is
+// ContainerOnly.
 func (k Kind) IsRouter() bool {
 	switch k {
-	case KindFRR, KindBIRD, KindGoBGP, KindExaBGP:
+	case KindFRR, KindBIRD, KindGoBGP, KindExaBGP, KindCRPD, KindCEOS:
 		return true
 	}
 	return false
 }
 
+// ContainerOnly reports whether nodes of kind k exist only in the files
+// Containerlab generates: vendor routers, whose images need a vendor
+// account and cannot run in a network namespace. Up refuses a topology
+// holding one; Without drops them.
+func (k Kind) ContainerOnly() bool {
+	return k == KindCRPD || k == KindCEOS
+}
+
 // Topology describes a lab: namespaces, the veth links between them and
 // their addresses. The same description drives Up (network namespaces on
-// this machine) and Containerlab (files for a Docker host). Sessions are
+// this machine) and Containerlab (files for a Docker host; container-only
+// kinds such as KindCRPD appear only there). Sessions are
 // implied: every router node linked to a ctl node peers with it over that
 // link (see Sessions). Every router accepts the controller's connections on
 // port 179, and all but gobgpd (passive, as gobgpd pairs collide) also
@@ -78,6 +97,10 @@ type Node struct {
 	Routes []StaticRoute
 	// Forwarding enables IPv4 and IPv6 forwarding in the namespace.
 	Forwarding bool
+	// Monitor, for a ctl node, lists the networks that the floodgate
+	// configuration Containerlab generates for it monitors (the prefixes of
+	// its hostgroup); default the loopback prefixes of the host nodes.
+	Monitor []netip.Prefix
 }
 
 // StaticRoute is a kernel route of a Node.
@@ -131,14 +154,34 @@ var nodeNameRE = regexp.MustCompile(`^[a-z][a-z0-9]{0,9}$`)
 
 // Validate checks the topology: unique well-formed node names, known kinds,
 // AS numbers where needed, links between existing nodes with /30 and /64
-// prefixes, and at most one link per pair of nodes.
+// prefixes, and at most one link per pair of nodes. A valid topology may
+// still hold container-only nodes, which Up refuses.
 func (t Topology) Validate() error {
-	_, err := t.resolve()
+	_, err := t.resolveAll()
 	return err
 }
 
-// resolve validates the topology and fills in link defaults.
+// resolve is resolveAll for Up: it also refuses container-only nodes,
+// which cannot run in a network namespace.
 func (t Topology) resolve() ([]linkAddrs, error) {
+	links, err := t.resolveAll()
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, n := range t.Nodes {
+		if n.Kind.ContainerOnly() {
+			errs = append(errs, fmt.Errorf("node %q is of kind %s, which runs only under containerlab (Topology.Containerlab), not in a network namespace", n.Name, n.Kind))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%w (Topology.Without drops such nodes and their links)", errors.Join(errs...))
+	}
+	return links, nil
+}
+
+// resolveAll validates the topology and fills in link defaults.
+func (t Topology) resolveAll() ([]linkAddrs, error) {
 	var errs []error
 	nodes := make(map[string]Node, len(t.Nodes))
 	for i, n := range t.Nodes {
@@ -238,7 +281,7 @@ func (t Topology) node(name string) (Node, bool) {
 // for each link between a ctl node and a router node, an IPv4 session and
 // an IPv6 session. It returns an error if the topology is invalid.
 func (t Topology) Sessions() ([]Session, error) {
-	links, err := t.resolve()
+	links, err := t.resolveAll()
 	if err != nil {
 		return nil, err
 	}
@@ -301,6 +344,36 @@ func nodeSessions(all []Session, node string) []Session {
 		if s.Router == node {
 			out = append(out, s)
 		}
+	}
+	return out
+}
+
+// Without returns a copy of the topology without the nodes of the given
+// kinds (Without(KindCRPD, KindCEOS) for Up) and their links. The
+// remaining links keep the addresses they have in t, defaults included,
+// so they do not depend on the dropped nodes; a node's interface names
+// and default router id do when one of its dropped links came before its
+// others (put optional nodes' links last). An invalid t is filtered as it
+// is, with its defaults unresolved.
+func (t Topology) Without(drop ...Kind) Topology {
+	links, err := t.resolveAll()
+	out := Topology{Name: t.Name}
+	gone := make(map[string]bool)
+	for _, n := range t.Nodes {
+		if slices.Contains(drop, n.Kind) {
+			gone[n.Name] = true
+			continue
+		}
+		out.Nodes = append(out.Nodes, n)
+	}
+	for i, l := range t.Links {
+		if gone[l.A] || gone[l.B] {
+			continue
+		}
+		if err == nil {
+			l = links[i].Link
+		}
+		out.Links = append(out.Links, l)
 	}
 	return out
 }
