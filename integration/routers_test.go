@@ -189,6 +189,71 @@ func TestMitigationWithRouters(t *testing.T) {
 	api := controller.NewClient(filepath.Join(dir, "api.sock"), "")
 	wait := func(d time.Duration) (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, d) }
 
+	t.Run("data plane", func(t *testing.T) {
+		c, cancel := wait(40 * time.Second)
+		defer cancel()
+		ctlAddr, _ := l.Addr("ctl", "frr")
+		probe := func(sport uint16) int {
+			n, err := l.ProbeUDP(c, lab.Probe{From: "ctl", To: "vic", Src: netip.AddrPortFrom(ctlAddr, sport), Dst: netip.AddrPortFrom(labVictim4, 9999)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		if n := probe(123); n != 20 {
+			t.Fatalf("before any rule: %d of 20 datagrams arrived", n)
+		}
+		// The FlowSpec rule FRR received, enforced by nftables in its
+		// namespace: the "attack" (UDP from port 123) is dropped, the
+		// victim's other traffic passes.
+		if _, err := api.Ban(c, controller.BanRequest{Kind: "flowspec", Rule: "dst 203.0.113.10/32 proto udp sport 123", Duration: "1m"}); err != nil {
+			t.Fatal(err)
+		}
+		route, err := lab.WaitRoute(c, l.Router(t, "frr"), lab.FamilyIPv4FlowSpec,
+			lab.MatchPrefix("destination:203.0.113.10/32 protocol:==udp source-port:==123"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.InstallFlowSpec(c, "frr", route); err != nil {
+			t.Fatal(err)
+		}
+		if n := probe(123); n != 0 {
+			t.Errorf("with the rule: %d of 20 datagrams from port 123 arrived", n)
+		}
+		if n := probe(5000); n != 20 {
+			t.Errorf("with the rule: %d of 20 other datagrams arrived", n)
+		}
+		counters, err := l.FlowSpecCounters(c, "frr")
+		if err != nil || len(counters) == 0 || counters[0].Packets < 20 {
+			t.Errorf("nft counters %+v, %v", counters, err)
+		}
+		if _, err := api.Unban(c, "", "203.0.113.10/32"); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.InstallFlowSpec(c, "frr"); err != nil {
+			t.Fatal(err)
+		}
+		// The RTBH route FRR received blackholes the victim in its kernel.
+		if _, err := api.Ban(c, controller.BanRequest{Kind: "rtbh", Prefix: labVictim4.String(), Duration: "1m"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.WaitKernelRoute(c, "frr", netip.PrefixFrom(labVictim4, 32), func(s string) bool { return strings.HasPrefix(s, "blackhole") }); err != nil {
+			t.Fatal(err)
+		}
+		if n := probe(5000); n != 0 {
+			t.Errorf("blackholed: %d of 20 datagrams arrived", n)
+		}
+		if _, err := api.Unban(c, "", labVictim4.String()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.WaitKernelRoute(c, "frr", netip.PrefixFrom(labVictim4, 32), func(s string) bool { return !strings.HasPrefix(s, "blackhole") }); err != nil {
+			t.Fatal(err)
+		}
+		if n := probe(5000); n != 20 {
+			t.Errorf("after the unban: %d of 20 datagrams arrived", n)
+		}
+	})
+
 	t.Run("rtbh v4 and v6", func(t *testing.T) {
 		for _, v := range []string{labVictim4.String(), labVictim6.String()} {
 			if _, err := api.Ban(ctx, controller.BanRequest{Kind: "rtbh", Prefix: v, Duration: "30s", Reason: "lab"}); err != nil {
