@@ -13,7 +13,7 @@ TEST_TOOLS := gobgpd:gobgpd gobgp:gobgpd ip:iproute2 tmux:tmux tcpreplay:tcprepl
 PREFIX  ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all build run check test test-deps lint unit fuzz bench install clean
+.PHONY: all build run check test test-deps lint unit fuzz bench bench-e2e install clean
 
 all: build
 
@@ -74,6 +74,11 @@ install: build
 	  useradd --system --home-dir /var/lib/floodgate --shell /usr/sbin/nologin floodgate; \
 	  chown floodgate:floodgate /var/lib/floodgate; chgrp floodgate /etc/floodgate/floodgate.hcl; \
 	fi
+
+# Attack to route in a router's RIB, for sFlow, NetFlow v9 and the mirror
+# port, in network namespaces (root): median and max over repeated runs.
+bench-e2e: test-deps
+	FLOODGATE_BENCH_E2E=1 FLOODGATE_INTEGRATION=1 $(GO) test -count=1 -run '^TestE2ELatency$$' -v ./integration/ | grep -v '^=== '
 
 clean:
 	rm -rf bin bench.txt

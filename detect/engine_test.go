@@ -20,7 +20,10 @@ var (
 	t0     = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 )
 
-const tick = policies.DefaultTick
+const (
+	tick      = policies.DefaultTick
+	perSecond = int(time.Second / tick)
+)
 
 func testPolicy(tau time.Duration, in policies.Threshold) *policies.Policy {
 	return &policies.Policy{
@@ -163,7 +166,7 @@ func TestDetectionTicksFollowEWMA(t *testing.T) {
 func TestDefaultTradeoff(t *testing.T) {
 	const threshold = 10000
 	c := newClock(newEngine(t, testPolicy(policies.DefaultEWMA, pps(threshold))))
-	for range 4 { // 1 s at 2×
+	for range perSecond { // 1 s at 2×
 		c.step(ntp(victim, 2*threshold))
 	}
 	for range 40 {
@@ -298,9 +301,10 @@ func TestLongFlowIsSpread(t *testing.T) {
 	rec := sources.Record{Src: netip.MustParseAddr("198.51.100.1"), Dst: victim, SrcPort: 443, DstPort: 40000, Proto: 6, TCPFlags: 0x18,
 		Packets: 500 * 60, Bytes: 500 * 60 * 1000, Length: 1000}
 	var peak float64
-	for n := range 60 * 4 * 3 { // 3 minutes, a record every 60 s
+	perMinute := int(time.Minute / tick)
+	for n := range perMinute * 3 { // 3 minutes, a record every 60 s
 		var batch []sources.Record
-		if n%(60*4) == 0 {
+		if n%perMinute == 0 {
 			rec.End = c.now.UnixNano()
 			rec.Start = rec.End - int64(60*time.Second)
 			batch = []sources.Record{rec}
@@ -308,7 +312,7 @@ func TestLongFlowIsSpread(t *testing.T) {
 		c.step(batch)
 		r, _ := c.e.Rates(Host{victim, Incoming})
 		peak = max(peak, r.PPS)
-		if n > 60 && (r.PPS < 400 || r.PPS > 600) {
+		if n > perMinute/4 && (r.PPS < 400 || r.PPS > 600) {
 			t.Fatalf("tick %d: %.0f pps, want about 500", n, r.PPS)
 		}
 	}
@@ -344,7 +348,7 @@ func TestRelativeThreshold(t *testing.T) {
 	pol := testPolicy(time.Second, th)
 	pol.Hostgroups[0].Baseline = time.Minute
 	c := newClock(newEngine(t, pol))
-	for range 4 * 60 * 5 { // 5 minutes at 1000 pps: under the floor
+	for range perSecond * 60 * 5 { // 5 minutes at 1000 pps: under the floor
 		c.step(ntp(victim, 1000))
 	}
 	if len(c.evs) != 0 {
@@ -354,13 +358,13 @@ func TestRelativeThreshold(t *testing.T) {
 	if math.Abs(r.BasePPS-1000) > 50 {
 		t.Fatalf("baseline %.0f, want about 1000", r.BasePPS)
 	}
-	for range 4 * 5 { // 3× baseline: above the floor, under 4×
+	for range perSecond * 5 { // 3× baseline: above the floor, under 4×
 		c.step(ntp(victim, 3000))
 	}
 	if len(c.evs) != 0 {
 		t.Fatalf("3× baseline triggered: %v", kinds(c.evs))
 	}
-	for range 4 * 5 {
+	for range perSecond * 5 {
 		c.step(ntp(victim, 8000))
 	}
 	if len(c.evs) != 1 || c.evs[0].Signature.Metric != "relative_pps" {

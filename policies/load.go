@@ -16,12 +16,13 @@ import (
 // Defaults.
 const (
 	// DefaultTick and DefaultEWMA settle detection's trade-off: an attack
-	// at 5× its threshold is seen within 0.5 s (two 250 ms ticks:
-	// 5·(1−e^(−0.25)) > 1), while a burst at 2× lasting 1 s peaks at
-	// 2·(1−e^(−0.5)) = 0.79 of the threshold and never triggers.
-	DefaultTick      = 250 * time.Millisecond
+	// at 5× its threshold crosses it after 1.6·ln(1.25) = 0.36 s of
+	// traffic, so it is seen at the second 200 ms tick (0.4 s), while a
+	// burst at 2× lasting 1 s peaks at 2·(1−e^(−1/1.6)) = 0.93 of the
+	// threshold and never triggers.
+	DefaultTick      = 200 * time.Millisecond
 	MinTick          = 100 * time.Millisecond
-	DefaultEWMA      = 2 * time.Second
+	DefaultEWMA      = 1600 * time.Millisecond
 	DefaultBaseline  = 15 * time.Minute
 	DefaultDuration  = 10 * time.Minute
 	DefaultMaxRules  = 100

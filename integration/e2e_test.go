@@ -1,0 +1,139 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/floodgate-ddos/floodgate/integration/gen"
+	"github.com/floodgate-ddos/floodgate/integration/lab"
+)
+
+// TestE2ELatency measures, for sFlow, NetFlow v9 and the mirror port, the
+// time from an attack's first datagram or packet to the FlowSpec rule in a
+// router's RIB (gobgpd, read over its API every 5 ms), with the shipped
+// detection defaults and an attack at 5× the threshold, over repeated
+// runs, and prints median and maximum. It runs only with
+// FLOODGATE_BENCH_E2E=1 (make bench-e2e).
+func TestE2ELatency(t *testing.T) {
+	if os.Getenv("FLOODGATE_BENCH_E2E") != "1" {
+		t.Skip("set FLOODGATE_BENCH_E2E=1 (make bench-e2e)")
+	}
+	lab.RequireRoot(t, "ip", "gobgpd", "go")
+	runs := 7
+	bin := lab.BuildFloodgate(t)
+	topo := lab.Topology{
+		Name: "floodgate-e2e",
+		Nodes: []lab.Node{
+			{Name: "ctl", Kind: lab.KindCtl, ASN: controllerASN},
+			{Name: "gobgp", Kind: lab.KindGoBGP, ASN: 65003},
+			{Name: "tap", Kind: lab.KindHost},
+		},
+		Links: []lab.Link{{A: "ctl", B: "gobgp"}, {A: "ctl", B: "tap"}},
+	}
+	l := lab.Up(t, topo)
+	dir := t.TempDir()
+	var nb strings.Builder
+	for i, s := range l.Sessions() {
+		fams := make([]string, len(s.Families))
+		for j, f := range s.Families {
+			fams[j] = fmt.Sprintf("%q", string(f))
+		}
+		fmt.Fprintf(&nb, "  neighbor \"edge-%d\" {\n    address = \"%s\"\n    asn = %d\n    local_address = \"%s\"\n    families = [%s]\n  }\n",
+			i, s.RouterAddr, s.RouterASN, s.CtlAddr, strings.Join(fams, ", "))
+	}
+	cfg := fmt.Sprintf(`
+sources {
+  netflow "routers" { listen = "127.0.0.1:2055" }
+  sflow "switches" { listen = "127.0.0.1:6343" }
+  mirror "span" { interfaces = ["eth2"] }
+}
+bgp {
+  asn       = %d
+  router_id = "10.0.1.1"
+%s}
+api { socket = "%s" }
+mitigation { state_file = "%s" }
+hostgroup "customers" {
+  prefixes = ["203.0.113.0/24"]
+  threshold "incoming" { pps = "20kpps" }
+  response "flowspec" {
+    flowspec { action = "discard" }
+    duration = "30s"
+  }
+}
+`, controllerASN, nb.String(), filepath.Join(dir, "api.sock"), filepath.Join(dir, "state.db"))
+	lab.StartFloodgateIn(t, bin, l.Netns("ctl"), cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if _, err := l.WaitSessions(ctx); err != nil {
+		t.Fatal(err)
+	}
+	router := l.Router(t, "gobgp")
+	inputs := []struct {
+		name string
+		emit func() gen.Emitter
+	}{
+		{"sflow 1:100", func() gen.Emitter {
+			return nsEmitter{&gen.SFlowEmitter{To: netip.MustParseAddrPort("127.0.0.1:6343"), SamplingRate: 100}, l.Netns("ctl")}
+		}},
+		{"netflow v9 1:100", func() gen.Emitter {
+			return nsEmitter{&gen.NetFlowEmitter{Version: 9, To: netip.MustParseAddrPort("127.0.0.1:2055"), SamplingRate: 100}, l.Netns("ctl")}
+		}},
+		{"mirror", func() gen.Emitter { return &gen.RawEmitter{Interface: "eth1", Netns: l.Netns("tap"), MaxPackets: 2_000_000} }},
+	}
+	var table strings.Builder
+	fmt.Fprintf(&table, "\n%-18s %5s %10s %10s %10s\n", "input", "runs", "median", "min", "max")
+	host := 10
+	for _, in := range inputs {
+		var ds []time.Duration
+		for r := range runs {
+			host++
+			victim := netip.AddrFrom4([4]byte{203, 0, 113, byte(host)})
+			s := gen.Scenario{Victim: victim, Attack: gen.AttackNTP, AttackPPS: 100_000, Start: 300 * time.Millisecond, Duration: 3 * time.Second,
+				BackgroundHosts: netip.MustParsePrefix("203.0.113.128/25"), BackgroundCount: 50, BackgroundPPS: 5000, Seed: uint64(host)}
+			var start startLine
+			done := make(chan error, 1)
+			go func() {
+				_, err := gen.Run(ctx, s, &start, in.emit())
+				done <- err
+			}()
+			want := flowspecPrefix(victim.String() + "/32")
+			var seen time.Time
+			for seen.IsZero() {
+				routes, err := router.Routes(ctx, lab.FamilyIPv4FlowSpec)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, rt := range routes {
+					if hasDestination(rt, want) {
+						seen = time.Now()
+					}
+				}
+				if ctx.Err() != nil {
+					t.Fatalf("%s run %d: no rule", in.name, r)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			if err := <-done; err != nil {
+				t.Fatalf("%s: generator: %v", in.name, err)
+			}
+			d := seen.Sub(start.get())
+			ds = append(ds, d)
+			t.Logf("%s run %d: %s", in.name, r+1, d.Round(time.Millisecond))
+		}
+		med, maximum := latencies(ds)
+		minimum := ds[0]
+		for _, d := range ds {
+			minimum = min(minimum, d)
+		}
+		fmt.Fprintf(&table, "%-18s %5d %10s %10s %10s\n", in.name, len(ds), med.Round(time.Millisecond), minimum.Round(time.Millisecond), maximum.Round(time.Millisecond))
+	}
+	t.Log(table.String())
+	fmt.Print(table.String())
+}
