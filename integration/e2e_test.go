@@ -85,7 +85,9 @@ hostgroup "customers" {
 		{"netflow v9 1:100", func() gen.Emitter {
 			return nsEmitter{&gen.NetFlowEmitter{Version: 9, To: netip.MustParseAddrPort("127.0.0.1:2055"), SamplingRate: 100}, l.Netns("ctl")}
 		}},
-		{"mirror", func() gen.Emitter { return &gen.RawEmitter{Interface: "eth1", Netns: l.Netns("tap"), MaxPackets: 2_000_000} }},
+		{"mirror", func() gen.Emitter {
+			return &gen.RawEmitter{Interface: "eth1", Netns: l.Netns("tap"), MaxPackets: 2_000_000}
+		}},
 	}
 	var table strings.Builder
 	fmt.Fprintf(&table, "\n%-18s %5s %10s %10s %10s\n", "input", "runs", "median", "min", "max")

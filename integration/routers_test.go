@@ -6,16 +6,14 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/floodgate-ddos/floodgate/controller"
 	"github.com/floodgate-ddos/floodgate/integration/flowgen"
 	"github.com/floodgate-ddos/floodgate/integration/lab"
+	"github.com/floodgate-ddos/floodgate/integration/netns"
 )
 
 var (
@@ -94,36 +92,8 @@ hostgroup "customers" {
 `, controllerASN, nb.String(), filepath.Join(dir, "api.sock"), filepath.Join(dir, "state.db"))
 }
 
-// inNetns runs fn on an OS thread moved into network namespace ns (a
-// lab's), so that the sockets fn opens live there; the thread comes back
-// to the test's namespace afterwards.
-func inNetns(ns string, fn func() error) error {
-	runtime.LockOSThread()
-	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer unix.Close(orig)
-	target, err := unix.Open("/var/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer unix.Close(target)
-	if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	fnErr := fn()
-	if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
-		// Leave the thread locked: Go ends it with this goroutine rather
-		// than reuse it in the wrong namespace.
-		return fmt.Errorf("back to the test's namespace: %w", err)
-	}
-	runtime.UnlockOSThread()
-	return fnErr
-}
+// inNetns runs fn in network namespace ns (a lab's).
+func inNetns(ns string, fn func() error) error { return netns.Do(ns, fn) }
 
 // udpIn returns a UDP socket made in network namespace ns, so that the
 // test can send to that namespace's own loopback.

@@ -6,9 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
-	"runtime"
+
+	"github.com/floodgate-ddos/floodgate/integration/netns"
 
 	"golang.org/x/sys/unix"
 )
@@ -128,45 +127,11 @@ func checkNotInitialNetns() error {
 // switched back afterwards; if that fails it stays locked, so the runtime
 // discards it with its goroutine.
 func inNetns(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if ns == "" {
-			defer runtime.UnlockOSThread()
-			errc <- fn()
-			return
+	if err := netns.Do(ns, fn); err != nil {
+		if errors.Is(err, netns.ErrName) {
+			return fmt.Errorf("%w: %w", ErrInvalidEmitter, err)
 		}
-		if ns != filepath.Base(ns) || ns == "." || ns == ".." {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("netns name %q: %w", ns, ErrInvalidEmitter)
-			return
-		}
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("open current netns: %w", err)
-			return
-		}
-		defer orig.Close()
-		target, err := os.Open(filepath.Join("/run/netns", ns))
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("open netns %s: %w", ns, err)
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter netns %s: %w", ns, err)
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- errors.Join(ferr, fmt.Errorf("leave netns %s: %w", ns, err))
-			return // the thread stays locked and dies with the goroutine
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
+		return err
+	}
+	return nil
 }

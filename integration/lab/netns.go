@@ -7,52 +7,14 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/floodgate-ddos/floodgate/integration/netns"
 )
 
-// inNetns runs fn on an OS thread switched into network namespace ns, so
-// that the sockets fn creates belong to ns (a socket keeps its namespace
-// for life). The thread is switched back afterwards; if that fails it is
-// left locked, so the runtime discards it with its goroutine.
-func inNetns(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("open current netns: %w", err)
-			return
-		}
-		defer orig.Close()
-		target, err := os.Open(filepath.Join("/var/run/netns", ns))
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("open netns %s: %w", ns, err)
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter netns %s: %w", ns, err)
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			// Stay locked: the thread dies with this goroutine.
-			errc <- errors.Join(ferr, fmt.Errorf("leave netns %s: %w", ns, err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
+// inNetns runs fn in network namespace ns (see netns.Do).
+func inNetns(ns string, fn func() error) error { return netns.Do(ns, fn) }
 
 // ListenUDP opens a UDP socket bound to addr in node's namespace; the
 // test's cleanup closes it.
