@@ -130,10 +130,12 @@ func (s *sketch) add(r *sources.Record, remote netip.Addr, pkts float64) {
 	s.packets += pkts
 	s.bytes += float64(r.Bytes) * pkts / float64(max(r.Packets, 1))
 	s.protos.add(r.Proto, pkts)
-	// A non-first fragment has no transport header: its zero ports are
-	// not ports, and a FlowSpec port match would never see it.
-	laterFragment := r.Fragment && r.SrcPort == 0 && r.DstPort == 0
-	if (r.Proto == 6 || r.Proto == 17) && !laterFragment {
+	// Both ports zero is a non-first fragment (no transport header; flow
+	// exports without fragment fields show them so) or traffic to port 0:
+	// either way a FlowSpec port match would miss later fragments, so
+	// such packets say nothing about ports.
+	noPorts := r.SrcPort == 0 && r.DstPort == 0
+	if (r.Proto == 6 || r.Proto == 17) && !noPorts {
 		s.srcPorts.add(r.SrcPort, pkts)
 		s.dstPorts.add(r.DstPort, pkts)
 	}

@@ -326,11 +326,14 @@ func TestScenarios(t *testing.T) {
 
 	t.Run("mirror", func(t *testing.T) {
 		var runs []*scenarioRun
-		for i, a := range []gen.Attack{gen.AttackNTP, gen.AttackSYN, gen.AttackFragment} {
+		for i, a := range gen.Attacks() {
 			s := scenario(a, netip.AddrFrom4([4]byte{203, 0, 113, byte(130 + i)}), 10_000, uint64(300+i))
+			if a == gen.AttackCarpet { // the /24's total must pass its group limit
+				s.Victim, s.AttackPPS = netip.MustParseAddr("198.51.100.1"), 100_000
+			}
 			s.BackgroundPPS = 500
 			runs = append(runs, &scenarioRun{name: "mirror " + string(a), s: s,
-				emitter: &gen.RawEmitter{Interface: "eth1", Netns: l.Netns("tap"), MaxPackets: 200_000}})
+				emitter: &gen.RawEmitter{Interface: "eth1", Netns: l.Netns("tap"), MaxPackets: 2_000_000}})
 		}
 		playBatch(t, l, api, runs)
 	})
