@@ -69,6 +69,8 @@ type GoBGPNeighbor struct {
 	// instances one side should be passive: active/active sessions collide
 	// and can take 20 s to come up.
 	Passive bool
+	// Password is the TCP MD5 signature key (RFC 2385); empty: none.
+	Password string
 	// Families are the negotiated families; default DefaultFamilies.
 	Families []Family
 }
@@ -345,6 +347,9 @@ func (c GoBGPConfig) toml() string {
 		fmt.Fprintf(&b, "  [neighbors.config]\n")
 		fmt.Fprintf(&b, "    neighbor-address = %q\n", n.Address.String())
 		fmt.Fprintf(&b, "    peer-as = %d\n", n.ASN)
+		if n.Password != "" {
+			fmt.Fprintf(&b, "    auth-password = %q\n", n.Password)
+		}
 		fmt.Fprintf(&b, "  [neighbors.timers.config]\n")
 		// gobgp v3 raises this to its 5 s minimum; it is the fastest there is.
 		fmt.Fprintf(&b, "    connect-retry = 1\n")
