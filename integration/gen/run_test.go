@@ -112,8 +112,10 @@ func TestRunPacing(t *testing.T) {
 	}
 	recs := c.wait(t, res.Total.Datagrams)
 	last := time.Unix(0, recs[len(recs)-1].End)
-	if d := res.Started.Add(s.Duration).Sub(last); d < 0 || d > 20*time.Millisecond {
-		t.Errorf("last sample received %v before the end", d)
+	// The last datagram goes out at the end of the last interval; its
+	// receive stamp may trail the end a little on a busy machine.
+	if d := res.Started.Add(s.Duration).Sub(last); d < -10*time.Millisecond || d > 20*time.Millisecond {
+		t.Errorf("last sample received %v before the end, want within -10ms..20ms", d)
 	}
 	if !within(res.Total.AttackPackets, 6000, 0.02) {
 		t.Errorf("counts %+v, want 6000 attack packets (2%% late at most)", res.Total)
