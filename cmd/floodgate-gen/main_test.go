@@ -104,7 +104,7 @@ func TestRun(t *testing.T) {
 			if err != nil || a != gen.AttackSYN {
 				t.Fatalf("first line %q: %v", lines[0], err)
 			}
-			if d := at.Sub(start); d < 200*time.Millisecond || d > 350*time.Millisecond {
+			if d := at.Sub(start); d < 200*time.Millisecond || d > 600*time.Millisecond {
 				t.Errorf("attack started %v after the command", d)
 			}
 			if len(lines) < 4 || !strings.HasPrefix(lines[1], "sent ") || !strings.Contains(lines[3], "attack syn: ") {

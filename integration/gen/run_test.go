@@ -59,7 +59,7 @@ func TestRun(t *testing.T) {
 	if d := at.Sub(res.Started); d < s.Start || d > s.Start+DefaultInterval {
 		t.Errorf("attack started %v after the start, want within an interval of %v", d, s.Start)
 	}
-	if d := out.times[0].Sub(res.AttackStart); d < 0 || d > 10*time.Millisecond {
+	if d := out.times[0].Sub(res.AttackStart); d < 0 || d > 50*time.Millisecond {
 		t.Errorf("start line written %v after the first attack datagram", d)
 	}
 	if res.Intervals != 15 || res.Elapsed < s.Duration-DefaultInterval || res.Elapsed > s.Duration+200*time.Millisecond {
@@ -90,7 +90,7 @@ func TestRun(t *testing.T) {
 			first = time.Unix(0, r.End)
 		}
 	}
-	if d := first.Sub(res.AttackStart); d < -5*time.Millisecond || d > 50*time.Millisecond {
+	if d := first.Sub(res.AttackStart); d < -5*time.Millisecond || d > 150*time.Millisecond {
 		t.Errorf("first attack record received %v after the start line's time", d)
 	}
 	// sFlow, 1 in 10: within sampling error.
