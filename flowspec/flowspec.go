@@ -193,6 +193,11 @@ func Check(a *Announcement, pol *policies.Policy) (*policies.Hostgroup, error) {
 			return nil, refuse(ReasonWhitelisted, "%s overlaps whitelisted %s of hostgroup %q", p, w, hg.Name)
 		}
 	}
+	for _, w := range hg.WhitelistFlows {
+		if mayDrop(a, p, w) {
+			return nil, refuse(ReasonWhitelisted, "%s could drop whitelisted flow %q of hostgroup %q", p, w.String(), hg.Name)
+		}
+	}
 	switch a.Kind {
 	case RTBH:
 		if p.Bits() != p.Addr().BitLen() && !allowsRTBHLength(hg, p) {
@@ -329,4 +334,47 @@ func (k *Kind) UnmarshalText(b []byte) error {
 		return fmt.Errorf("kind %q is not rtbh or flowspec", b)
 	}
 	return nil
+}
+
+// mayDrop reports whether announcement a, for destination p, could drop
+// traffic of whitelisted flow w. It errs towards yes: an RTBH route drops
+// all traffic to p, and a component that either side leaves open matches
+// anything.
+func mayDrop(a *Announcement, p netip.Prefix, w policies.WhitelistFlow) bool {
+	if w.Dst.IsValid() && !w.Dst.Overlaps(p) {
+		return false
+	}
+	r := a.Rule
+	if a.Kind != FlowSpec || r == nil {
+		return true
+	}
+	if w.Src.IsValid() && r.Src.IsValid() && !w.Src.Overlaps(r.Src) {
+		return false
+	}
+	if w.Protocol != 0 && len(r.Protocols) > 0 && !slices.Contains(r.Protocols, w.Protocol) {
+		return false
+	}
+	if !portMayMatch(r.SrcPorts, w.SrcPort) || !portMayMatch(r.DstPorts, w.DstPort) {
+		return false
+	}
+	// Ports matches either side: the flow escapes it only when both of its
+	// ports are known and neither is listed.
+	if len(r.Ports) > 0 && w.SrcPort != 0 && w.DstPort != 0 && !inRanges(r.Ports, w.SrcPort) && !inRanges(r.Ports, w.DstPort) {
+		return false
+	}
+	return true
+}
+
+// portMayMatch reports whether port (0: any) may fall in rs (empty: any).
+func portMayMatch(rs []Range, port uint16) bool {
+	return port == 0 || len(rs) == 0 || inRanges(rs, port)
+}
+
+func inRanges(rs []Range, port uint16) bool {
+	for _, r := range rs {
+		if uint32(port) >= r.Lo && uint32(port) <= r.Hi {
+			return true
+		}
+	}
+	return false
 }

@@ -243,3 +243,52 @@ func TestNLRISizeLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckWhitelistFlow checks that a rule or route that could drop a
+// whitelisted flow is refused and one that cannot is accepted.
+func TestCheckWhitelistFlow(t *testing.T) {
+	pol := testPolicy()
+	pol.Hostgroups[0].WhitelistFlows = []policies.WhitelistFlow{
+		// The customer's resolver answers from 203.0.113.20: replies leave
+		// with source port 53, queries arrive with destination port 53.
+		{Dst: netip.MustParsePrefix("203.0.113.20/32"), Protocol: 17, DstPort: 53},
+		// Monitoring from 192.0.2.99 to anything, over TCP 443.
+		{Src: netip.MustParsePrefix("192.0.2.99/32"), Protocol: 6, SrcPort: 443, DstPort: 8443},
+	}
+	host := netip.MustParsePrefix("203.0.113.20/32")
+	other := netip.MustParsePrefix("203.0.113.21/32")
+	rtbh := func(p netip.Prefix) *Announcement {
+		a := NewRTBH(p, pol.BGP, nil)
+		return &a
+	}
+	tests := []struct {
+		name    string
+		a       *Announcement
+		refused bool
+	}{
+		{"rtbh of the resolver", rtbh(host), true},
+		// The monitoring flow names no destination: RTBH anywhere drops it.
+		{"rtbh of another host", rtbh(other), true},
+		{"udp from 123 to the resolver", fs(Rule{Dst: host, Protocols: []uint8{17}, SrcPorts: []Range{Single(123)}, DstPorts: []Range{Single(1024)}}), false},
+		{"udp to the resolver, any port", fs(Rule{Dst: host, Protocols: []uint8{17}}), true},
+		{"udp to ports 1-100 of the resolver", fs(Rule{Dst: host, Protocols: []uint8{17}, DstPorts: []Range{{1, 100}}}), true},
+		{"tcp to the resolver, port 80", fs(Rule{Dst: host, Protocols: []uint8{6}, DstPorts: []Range{Single(80)}}), false},
+		{"anything to the resolver", fs(Rule{Dst: host}), true},
+		{"udp to another host", fs(Rule{Dst: other, Protocols: []uint8{17}}), false},
+		{"tcp from the monitor", fs(Rule{Dst: other, Protocols: []uint8{6}, Src: netip.MustParsePrefix("192.0.2.0/24")}), true},
+		{"tcp from elsewhere", fs(Rule{Dst: other, Protocols: []uint8{6}, Src: netip.MustParsePrefix("198.51.100.0/24")}), false},
+		{"tcp port 80 either side", fs(Rule{Dst: other, Protocols: []uint8{6}, Ports: []Range{Single(80)}}), false},
+		{"tcp port 8443 either side", fs(Rule{Dst: other, Protocols: []uint8{6}, Ports: []Range{Single(8443)}}), true},
+		{"tcp syn, any port", fs(Rule{Dst: other, Protocols: []uint8{6}, TCPFlagsSet: 0x02}), true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Check(tc.a, pol)
+			var re *RefusedError
+			refused := errors.As(err, &re) && re.Reason == ReasonWhitelisted
+			if refused != tc.refused || (!tc.refused && err != nil) {
+				t.Errorf("Check = %v, want refused %v", err, tc.refused)
+			}
+		})
+	}
+}

@@ -29,6 +29,11 @@ func (p *Policy) Explain(addr netip.Addr) string {
 			fmt.Fprintf(&b, "  whitelisted by %s: detected, never mitigated\n", w)
 		}
 	}
+	for _, w := range hg.WhitelistFlows {
+		if !w.Dst.IsValid() || w.Dst.Contains(addr) {
+			fmt.Fprintf(&b, "  whitelisted flow %s: no FlowSpec rule that could match it, no RTBH\n", w)
+		}
+	}
 	fmt.Fprintf(&b, "  smoothing: ewma %s, baseline %s; at most %d active mitigations\n", hg.EWMA, hg.Baseline, hg.MaxRules)
 	for _, d := range []struct {
 		name string

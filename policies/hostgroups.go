@@ -14,6 +14,7 @@ type groupSettings struct {
 	incoming, outgoing *Threshold
 	ewma, baseline     time.Duration
 	whitelist          []netip.Prefix
+	whitelistFlows     []WhitelistFlow
 	maxRules           int
 	responses          []*Response
 }
@@ -60,6 +61,16 @@ func (c *compiler) compileBody(b *groupBody, base groupSettings) groupSettings {
 			}
 		}
 	}
+	if len(b.WhiteFlows) > 0 {
+		// A hostgroup's own flows come first, then those of the defaults.
+		own := make([]WhitelistFlow, 0, len(b.WhiteFlows)+len(base.whitelistFlows))
+		for i := range b.WhiteFlows {
+			if w, ok := c.compileWhitelistFlow(&b.WhiteFlows[i]); ok {
+				own = append(own, w)
+			}
+		}
+		out.whitelistFlows = append(own, base.whitelistFlows...)
+	}
 	if n, _, ok := c.uintRange(b.MaxRules, 1, 1_000_000, "max_rules"); ok {
 		out.maxRules = int(n)
 	}
@@ -93,7 +104,7 @@ func (c *compiler) compileHostgroups(defaults *groupBody, blocks []*hostgroupBlo
 		set := c.compileBody(b.body(), base)
 		h := &Hostgroup{
 			Name: b.Name, Incoming: *set.incoming, Outgoing: *set.outgoing,
-			EWMA: set.ewma, Baseline: set.baseline, Whitelist: set.whitelist,
+			EWMA: set.ewma, Baseline: set.baseline, Whitelist: set.whitelist, WhitelistFlows: set.whitelistFlows,
 			MaxRules: set.maxRules, Responses: set.responses,
 		}
 		list, ok := c.strList(b.Prefixes)

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -208,6 +209,14 @@ func TestErrors(t *testing.T) {
 			`test.hcl:6:16: API without a token`},
 		{"unknown hook event", minimal + "hooks {\n  exec \"x\" {\n    path = \"/bin/true\"\n    events = [\"ban\"]\n  }\n}\n",
 			`test.hcl:9:15: Unknown hook event`},
+		{"whitelist_flow port without protocol", minimal + "hostgroup \"a\" {\n  prefixes = [\"192.0.2.0/24\"]\n  whitelist_flow { dst_port = 53 }\n}\n",
+			`test.hcl:8:31: Port without protocol: dst_port needs protocol = "tcp", "udp" or "sctp"`},
+		{"whitelist_flow bad protocol", minimal + "hostgroup \"a\" {\n  prefixes = [\"192.0.2.0/24\"]\n  whitelist_flow { protocol = \"dns\" }\n}\n",
+			`test.hcl:8:31: Invalid protocol: "dns" is not a protocol here`},
+		{"whitelist_flow empty", minimal + "hostgroup \"a\" {\n  prefixes = [\"192.0.2.0/24\"]\n  whitelist_flow {}\n}\n",
+			`test.hcl:8:3: Empty whitelist_flow`},
+		{"whitelist_flow host bits", minimal + "hostgroup \"a\" {\n  prefixes = [\"192.0.2.0/24\"]\n  whitelist_flow { src = \"192.0.2.1/24\" }\n}\n",
+			`test.hcl:8:26: Prefix has host bits set`},
 		{"syntax", minimal + "hostgroup \"a\" {\n  prefixes = [\n}\n",
 			`test.hcl:8:1:`},
 	}
@@ -375,4 +384,44 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestWhitelistFlow checks that whitelist_flow blocks compile, the
+// hostgroup's own before those of the defaults block.
+func TestWhitelistFlow(t *testing.T) {
+	pol, err := parseOne(t, minimal+`
+defaults {
+  whitelist_flow {
+    src      = "192.0.2.99/32"
+    protocol = "tcp"
+    src_port = 443
+  }
+}
+hostgroup "a" {
+  prefixes = ["198.51.100.0/24"]
+  whitelist_flow {
+    dst      = "198.51.100.53/32"
+    protocol = "UDP"
+    dst_port = 53
+  }
+}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := pol.Hostgroups[0].WhitelistFlows
+	want := []WhitelistFlow{
+		{Dst: netip.MustParsePrefix("198.51.100.53/32"), Protocol: 17, DstPort: 53},
+		{Src: netip.MustParsePrefix("192.0.2.99/32"), Protocol: 6, SrcPort: 443},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("whitelist flows %v, want %v", got, want)
+	}
+	if s := got[0].String(); s != "dst 198.51.100.53/32 proto 17 dport 53" {
+		t.Errorf("String = %q", s)
+	}
+	if e := pol.Explain(netip.MustParseAddr("198.51.100.53")); !strings.Contains(e, "whitelisted flow dst 198.51.100.53/32 proto 17 dport 53") ||
+		!strings.Contains(e, "whitelisted flow src 192.0.2.99/32 proto 6 sport 443") {
+		t.Errorf("explain does not name both flows:\n%s", e)
+	}
 }

@@ -250,6 +250,9 @@ type Hostgroup struct {
 	Baseline time.Duration
 	// Whitelist are prefixes never mitigated, even inside Prefixes.
 	Whitelist []netip.Prefix
+	// WhitelistFlows are flows never mitigated: no FlowSpec rule that
+	// could match them, no RTBH route covering their destination.
+	WhitelistFlows []WhitelistFlow
 	// MaxRules caps the mitigations active at once for the hostgroup.
 	// Default 100.
 	MaxRules int

@@ -120,29 +120,31 @@ type mitigationBlock struct {
 
 // groupBody is what a hostgroup and the defaults block share.
 type groupBody struct {
-	Thresholds []thresholdBlock `hcl:"threshold,block"`
-	EWMA       hcl.Expression   `hcl:"ewma"`
-	Baseline   hcl.Expression   `hcl:"baseline"`
-	Whitelist  hcl.Expression   `hcl:"whitelist"`
-	MaxRules   hcl.Expression   `hcl:"max_rules"`
-	Responses  []responseBlock  `hcl:"response,block"`
-	DeclRange  hcl.Range        `hcl:",def_range"`
+	Thresholds []thresholdBlock     `hcl:"threshold,block"`
+	EWMA       hcl.Expression       `hcl:"ewma"`
+	Baseline   hcl.Expression       `hcl:"baseline"`
+	Whitelist  hcl.Expression       `hcl:"whitelist"`
+	WhiteFlows []whitelistFlowBlock `hcl:"whitelist_flow,block"`
+	MaxRules   hcl.Expression       `hcl:"max_rules"`
+	Responses  []responseBlock      `hcl:"response,block"`
+	DeclRange  hcl.Range            `hcl:",def_range"`
 }
 
 type hostgroupBlock struct {
-	Name       string           `hcl:"name,label"`
-	Prefixes   hcl.Expression   `hcl:"prefixes"`
-	Thresholds []thresholdBlock `hcl:"threshold,block"`
-	EWMA       hcl.Expression   `hcl:"ewma"`
-	Baseline   hcl.Expression   `hcl:"baseline"`
-	Whitelist  hcl.Expression   `hcl:"whitelist"`
-	MaxRules   hcl.Expression   `hcl:"max_rules"`
-	Responses  []responseBlock  `hcl:"response,block"`
-	DeclRange  hcl.Range        `hcl:",def_range"`
+	Name       string               `hcl:"name,label"`
+	Prefixes   hcl.Expression       `hcl:"prefixes"`
+	Thresholds []thresholdBlock     `hcl:"threshold,block"`
+	EWMA       hcl.Expression       `hcl:"ewma"`
+	Baseline   hcl.Expression       `hcl:"baseline"`
+	Whitelist  hcl.Expression       `hcl:"whitelist"`
+	WhiteFlows []whitelistFlowBlock `hcl:"whitelist_flow,block"`
+	MaxRules   hcl.Expression       `hcl:"max_rules"`
+	Responses  []responseBlock      `hcl:"response,block"`
+	DeclRange  hcl.Range            `hcl:",def_range"`
 }
 
 func (h *hostgroupBlock) body() *groupBody {
-	return &groupBody{Thresholds: h.Thresholds, EWMA: h.EWMA, Baseline: h.Baseline, Whitelist: h.Whitelist,
+	return &groupBody{Thresholds: h.Thresholds, EWMA: h.EWMA, Baseline: h.Baseline, Whitelist: h.Whitelist, WhiteFlows: h.WhiteFlows,
 		MaxRules: h.MaxRules, Responses: h.Responses, DeclRange: h.DeclRange}
 }
 

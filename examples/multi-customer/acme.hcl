@@ -7,6 +7,14 @@ hostgroup "acme" {
   # Their DNS resolvers answer big responses on purpose: never mitigate.
   whitelist = ["198.51.100.53/32"]
 
+  # The tournament server's game port is never filtered: no FlowSpec rule
+  # that could match it, and no RTBH of that host.
+  whitelist_flow {
+    dst      = "198.51.100.10/32"
+    protocol = "udp"
+    dst_port = 27960
+  }
+
   threshold "incoming" {
     pps = "100kpps"
     bps = "1Gbps"
