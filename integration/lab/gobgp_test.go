@@ -329,6 +329,13 @@ func TestGoBGPCrash(t *testing.T) {
 	if _, err := g.WaitRoute(ctx, FamilyIPv4Unicast, MatchPrefix("203.0.113.10/32")); err == nil || ctx.Err() != nil {
 		t.Errorf("WaitRoute after crash: %v (context %v); want an error before the deadline", err, ctx.Err())
 	}
+	// The waits may fail on the dead API before the process is reaped;
+	// a crash is what Stop must report, so let the reaper see it first.
+	select {
+	case <-g.exited:
+	case <-ctx.Done():
+		t.Fatal("gobgpd not reaped 10 s after SIGKILL")
+	}
 	if err := g.Stop(); err == nil || !strings.Contains(err.Error(), "exited before stop") {
 		t.Errorf("Stop after crash: %v, want an exited-before-stop error", err)
 	}
