@@ -7,6 +7,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // Store keeps the active mitigations on disk, so that they survive a
@@ -27,7 +28,7 @@ var bucket = []byte("mitigations")
 func OpenStore(path string) (*Store, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("open state file %s: locked by another process (is floodgate already running?)", path)
 		}
 		return nil, fmt.Errorf("open state file %s: %w", path, err)

@@ -363,7 +363,6 @@ type groupKey struct {
 type groupState struct {
 	r      rates
 	attack *attack
-	quiet  uint32
 }
 
 // tableState is the read-mostly part published atomically: the monitored
@@ -489,13 +488,6 @@ func (t *hostTable) remove(hi uint32) {
 		}
 	}
 	t.keys[i], t.slots[i] = addrKey{}, 0
-}
-
-type flowKey struct {
-	src, dst         netip.Addr
-	srcPort, dstPort uint16
-	proto            uint8
-	dir              Direction
 }
 
 type shard struct {

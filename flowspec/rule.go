@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -320,16 +319,6 @@ func (a Action) ExtCommunity() (bgp.ExtendedCommunityInterface, error) {
 		return bgp.NewTrafficRemarkExtended(a.DSCP), nil
 	}
 	return nil, fmt.Errorf("unknown flowspec action %d", a.Kind)
-}
-
-// clone returns a deep copy of the rule.
-func (r *Rule) clone() *Rule {
-	c := *r
-	c.Protocols = slices.Clone(r.Protocols)
-	c.Ports, c.DstPorts, c.SrcPorts = slices.Clone(r.Ports), slices.Clone(r.DstPorts), slices.Clone(r.SrcPorts)
-	c.ICMPTypes, c.ICMPCodes = slices.Clone(r.ICMPTypes), slices.Clone(r.ICMPCodes)
-	c.PacketLengths, c.DSCP, c.FlowLabels = slices.Clone(r.PacketLengths), slices.Clone(r.DSCP), slices.Clone(r.FlowLabels)
-	return &c
 }
 
 // MarshalText writes the action kind's name.
