@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/floodgate-ddos/floodgate/policies"
 )
 
 // ParseRule parses the canonical text of a rule, as Rule.String writes it
@@ -99,12 +101,10 @@ func ParseRule(text string) (Rule, error) {
 	return r, nil
 }
 
-var protoNames = map[string]uint8{"icmp": 1, "tcp": 6, "udp": 17, "gre": 47, "esp": 50, "icmpv6": 58, "sctp": 132}
-
 func parseProtocols(v string) ([]uint8, error) {
 	var out []uint8
 	for _, s := range strings.Split(v, ",") {
-		if p, ok := protoNames[strings.ToLower(s)]; ok {
+		if p, ok := policies.ProtocolNumber(s); ok {
 			out = append(out, p)
 			continue
 		}

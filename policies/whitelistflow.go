@@ -49,8 +49,28 @@ type whitelistFlowBlock struct {
 	DeclRange hcl.Range      `hcl:",def_range"`
 }
 
-// whitelistProtocols are the protocol names a whitelist_flow accepts.
-var whitelistProtocols = map[string]uint8{"icmp": 1, "tcp": 6, "udp": 17, "gre": 47, "esp": 50, "icmpv6": 58, "sctp": 132}
+// ProtocolNumber returns the IP protocol number of a name the policy and
+// FlowSpec rule texts accept (icmp, tcp, udp, gre, esp, icmpv6, sctp; any
+// case).
+func ProtocolNumber(name string) (uint8, bool) {
+	switch strings.ToLower(name) {
+	case "icmp":
+		return 1, true
+	case "tcp":
+		return 6, true
+	case "udp":
+		return 17, true
+	case "gre":
+		return 47, true
+	case "esp":
+		return 50, true
+	case "icmpv6":
+		return 58, true
+	case "sctp":
+		return 132, true
+	}
+	return 0, false
+}
 
 func (c *compiler) compileWhitelistFlow(b *whitelistFlowBlock) (WhitelistFlow, bool) {
 	var w WhitelistFlow
@@ -66,7 +86,7 @@ func (c *compiler) compileWhitelistFlow(b *whitelistFlowBlock) (WhitelistFlow, b
 		}
 	}
 	if s, rng, present := c.str(b.Protocol); present {
-		n, known := whitelistProtocols[strings.ToLower(s)]
+		n, known := ProtocolNumber(s)
 		if !known {
 			c.errorf(rng, "Invalid protocol", "%q is not a protocol here; write one of icmp, tcp, udp, gre, esp, icmpv6, sctp", s)
 			ok = false
