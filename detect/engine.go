@@ -341,10 +341,10 @@ type Engine struct {
 	shards [numShards]shard
 	tickNo atomic.Uint32
 
-	hosts, sketches, attacks                 atomic.Int64
-	records, monitored, refused, evictions   atomic.Uint64
-	flowSetFull, spreadMerged, lastTickNanos atomic.Uint64
-	nextID                                   atomic.Uint64
+	hosts, sketches, attacks               atomic.Int64
+	records, monitored, refused, evictions atomic.Uint64
+	spreadMerged, lastTickNanos            atomic.Uint64
+	nextID                                 atomic.Uint64
 
 	// Owned by the tick.
 	last   time.Time
@@ -372,6 +372,57 @@ type tableState struct {
 	table    *bart.Table[*prefixEntry]
 	groups   []*hostgroup
 	prefixes []*prefixEntry
+	// overflow counts, per prefix entry and direction, the traffic of
+	// hosts refused for MaxHosts, so that hostgroup totals still see it.
+	// It is made at the first refusal: most engines never need it.
+	overflow atomic.Pointer[[][2]sharedCounters]
+}
+
+// sharedCounters are counters that ingest goroutines add to without a
+// lock. They are only used for refused hosts, off the hot path.
+type sharedCounters struct {
+	pkts, bytes, flows atomic.Uint64
+	cpkts, cbytes      [numClasses - 1]atomic.Uint64
+}
+
+func (c *sharedCounters) add(mask uint8, pkts, bytes uint64, newFlow bool) {
+	c.pkts.Add(pkts)
+	c.bytes.Add(bytes)
+	if newFlow {
+		c.flows.Add(1)
+	}
+	for k := clsTCP; k < numClasses; k++ {
+		if mask&(1<<k) != 0 {
+			c.cpkts[k-1].Add(pkts)
+			c.cbytes[k-1].Add(bytes)
+		}
+	}
+}
+
+// drainTo adds the counts to c and zeroes them.
+func (c *sharedCounters) drainTo(o *counters) {
+	sat := func(a uint32, v *atomic.Uint64) uint32 { return sat32(a, v.Swap(0)) }
+	o.pkts = sat(o.pkts, &c.pkts)
+	o.bytes += c.bytes.Swap(0)
+	o.flows = sat(o.flows, &c.flows)
+	for k := range c.cpkts {
+		o.cpkts[k] = sat(o.cpkts[k], &c.cpkts[k])
+		o.cbytes[k] = sat(o.cbytes[k], &c.cbytes[k])
+	}
+}
+
+// overflowFor returns the overflow counters of pe, making them if needed.
+func (st *tableState) overflowFor(pe *prefixEntry, dir Direction) *sharedCounters {
+	o := st.overflow.Load()
+	if o == nil {
+		made := make([][2]sharedCounters, len(st.prefixes))
+		if !st.overflow.CompareAndSwap(nil, &made) {
+			o = st.overflow.Load()
+		} else {
+			o = &made
+		}
+	}
+	return &(*o)[pe.idx][dir]
 }
 
 // addrKey is an address as two words: the index key of a host table.
@@ -491,13 +542,12 @@ func (t *hostTable) remove(hi uint32) {
 }
 
 type shard struct {
-	mu     sync.Mutex
-	hosts  [2]hostTable // by direction
-	flows  []uint64     // open-addressing set of flow fingerprints, cleared every tick
-	nflows int
-	gen    uint64
-	prefix [][2]counters // per prefix entry and direction, for group totals
-	_      [64]byte
+	mu       sync.Mutex
+	hosts    [2]hostTable // by direction
+	flows    []uint64     // open-addressing set of flow fingerprints, cleared every tick
+	nflows   int
+	flowFull uint64 // records counted as new flows because the set was full
+	_        [64]byte
 }
 
 // New returns an engine for the hostgroups of pol. It starts nothing. Events
@@ -674,7 +724,7 @@ func (e *Engine) count(s *shard, w *work, r *sources.Record, tick uint32, st *ta
 	}
 	mask := classMask(r)
 	tab := &s.hosts[w.dir]
-	newFlow := s.addFlow(w.fp, e)
+	newFlow := s.addFlow(w.fp)
 	h := tab.get(w.key)
 	if h == nil && e.hosts.Load() < int64(e.cfg.MaxHosts) {
 		h = tab.insert(w.key, w.pe)
@@ -682,42 +732,29 @@ func (e *Engine) count(s *shard, w *work, r *sources.Record, tick uint32, st *ta
 	}
 	pkts, bytes := r.Packets, r.Bytes
 	if h == nil {
-		e.refused.Add(1) // still counted in the hostgroup's total below
-	} else {
-		if d := time.Duration(r.End - r.Start); d > e.cfg.Tick && d <= maxSpread {
-			pkts, bytes = e.spread(h, mask, r, d, tick)
-		}
-		h.cur.add(mask, pkts, bytes)
-		if newFlow {
-			h.cur.flows++
-		}
-		if sk := h.sk(); sk != nil {
-			sk.add(r, remote, float64(r.Packets))
-		}
+		// Still counted in the hostgroup's total; the tick adds the
+		// tracked hosts' counts to it.
+		e.refused.Add(1)
+		st.overflowFor(w.pe, w.dir).add(mask, pkts, bytes, newFlow)
+		return
 	}
-	pe := w.pe
-	if pe.gen == st.gen {
-		if s.gen != st.gen || len(s.prefix) <= pe.idx {
-			s.resetPrefixes(st.gen, len(st.prefixes))
-		}
-		c := &s.prefix[pe.idx][w.dir]
-		c.add(mask, pkts, bytes)
-		if newFlow {
-			c.flows++
-		}
+	if d := time.Duration(r.End - r.Start); d > e.cfg.Tick && d <= maxSpread {
+		pkts, bytes = e.spread(h, mask, r, d, tick)
 	}
-}
-
-func (s *shard) resetPrefixes(gen uint64, n int) {
-	s.gen = gen
-	s.prefix = make([][2]counters, n)
+	h.cur.add(mask, pkts, bytes)
+	if newFlow {
+		h.cur.flows++
+	}
+	if sk := h.sk(); sk != nil {
+		sk.add(r, remote, float64(r.Packets))
+	}
 }
 
 // addFlow inserts a flow fingerprint and reports whether it is new this
 // tick. A full set counts every flow as new, erring towards detection.
-func (s *shard) addFlow(fp uint64, e *Engine) bool {
+func (s *shard) addFlow(fp uint64) bool {
 	if s.nflows >= flowSetSize*3/4 {
-		e.flowSetFull.Add(1)
+		s.flowFull++
 		return true
 	}
 	mask := uint64(flowSetSize - 1)
@@ -832,13 +869,6 @@ func (e *Engine) tick(ctx context.Context, now time.Time) {
 		s.mu.Lock()
 		clear(s.flows)
 		s.nflows = 0
-		if s.gen == st.gen {
-			for j := range s.prefix {
-				totals[j][0].addCounters(&s.prefix[j][0])
-				totals[j][1].addCounters(&s.prefix[j][1])
-			}
-			clear(s.prefix)
-		}
 		for d := range s.hosts {
 			tab := &s.hosts[d]
 			for i := uint32(0); i < tab.next; i++ {
@@ -851,11 +881,10 @@ func (e *Engine) tick(ctx context.Context, now time.Time) {
 					e.drop(tab, i, h)
 					continue
 				}
-				var carry *counters
-				if s.gen == st.gen && h.entry.idx < len(s.prefix) {
-					carry = &s.prefix[h.entry.idx][k.Direction]
+				if h.entry.gen == st.gen {
+					totals[h.entry.idx][d].addCounters(&h.cur)
 				}
-				if ev, ok := e.update(k, h, now, secs, tick, carry); ok {
+				if ev, ok := e.update(k, h, now, secs, tick); ok {
 					events = append(events, ev)
 				}
 				if h.quiet > idle && h.atk() == nil {
@@ -864,6 +893,12 @@ func (e *Engine) tick(ctx context.Context, now time.Time) {
 			}
 		}
 		s.mu.Unlock()
+	}
+	if o := st.overflow.Load(); o != nil {
+		for j := range *o {
+			(*o)[j][0].drainTo(&totals[j][0])
+			(*o)[j][1].drainTo(&totals[j][1])
+		}
 	}
 	events = append(events, e.tickGroups(st, totals, now, secs)...)
 	e.lastTickNanos.Store(uint64(time.Since(began)))
@@ -896,9 +931,7 @@ func (e *Engine) rehome(h *host, k Host, st *tableState) bool {
 
 // update advances one host by one tick and reports an event if the host's
 // attack state changed.
-// carry, when not nil, receives the spread counts carried into the next
-// tick for the hostgroup's total.
-func (e *Engine) update(k Host, h *host, now time.Time, secs float64, tick uint32, carry *counters) (Event, bool) {
+func (e *Engine) update(k Host, h *host, now time.Time, secs float64, tick uint32) (Event, bool) {
 	g := h.entry.group
 	h.r.update(&h.cur, secs, g.alpha)
 	total := h.cur.pkts
@@ -917,9 +950,6 @@ func (e *Engine) update(k Host, h *host, now time.Time, secs float64, tick uint3
 		if sl := &h.spread[i]; sl.end != 0 {
 			if tick+1 < sl.end {
 				h.cur.add(sl.mask, uint64(sl.pkts), uint64(sl.bytes))
-				if c := carry; c != nil {
-					c.add(sl.mask, uint64(sl.pkts), uint64(sl.bytes))
-				}
 			} else {
 				*sl = spreadSlot{}
 			}
@@ -1151,9 +1181,20 @@ func (e *Engine) Stats() Stats {
 		Attacks:      int(e.attacks.Load()),
 		Sketches:     int(e.sketches.Load()),
 		LastTick:     time.Duration(e.lastTickNanos.Load()),
-		FlowSetFull:  e.flowSetFull.Load(),
+		FlowSetFull:  e.flowSetFull(),
 		SpreadMerged: e.spreadMerged.Load(),
 	}
+}
+
+func (e *Engine) flowSetFull() uint64 {
+	var n uint64
+	for i := range e.shards {
+		s := &e.shards[i]
+		s.mu.Lock()
+		n += s.flowFull
+		s.mu.Unlock()
+	}
+	return n
 }
 
 // HostRates are a host's smoothed rates.

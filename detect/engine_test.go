@@ -343,6 +343,35 @@ func TestCarpetBombing(t *testing.T) {
 	}
 }
 
+// TestCarpetBombingPastHostCap: hosts refused for MaxHosts still count
+// in the hostgroup total, which catches the spread attack.
+func TestCarpetBombingPastHostCap(t *testing.T) {
+	th := policies.Threshold{Total: policies.Limits{PPS: 10000}, Group: policies.Limits{PPS: 100000}}
+	e, err := New(Config{MaxHosts: 10}, testPolicy(policies.DefaultEWMA, th), hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClock(e)
+	var got []Event
+	for range 20 {
+		var batch []sources.Record
+		for i := 1; i < 255; i++ {
+			batch = append(batch, ntp(netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}), 1000)...)
+		}
+		got = append(got, c.step(batch)...)
+	}
+	if st := e.Stats(); st.Hosts != 10 || st.Refused == 0 {
+		t.Fatalf("stats %+v, want 10 hosts and refusals", st)
+	}
+	if len(got) != 1 || got[0].Kind != AttackStarted || !got[0].Signature.Group {
+		t.Fatalf("events %v, want one group attack", kinds(got))
+	}
+	// 254 hosts at 1000 pps: the smoothed total settles near 254,000.
+	if pps := got[0].Signature.PPS; pps < 100000 || pps > 260000 {
+		t.Errorf("group rate %.0f pps at start", pps)
+	}
+}
+
 func TestRelativeThreshold(t *testing.T) {
 	th := policies.Threshold{Relative: policies.Relative{Factor: 4, FloorPPS: 2000}}
 	pol := testPolicy(time.Second, th)
