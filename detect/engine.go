@@ -249,11 +249,11 @@ type spreadSlot struct {
 }
 
 // host holds one host's counters in one direction: 192 bytes in a slab
-// chunk, plus about 35 in the index.
+// chunk, plus 8 to 21 in the index.
 type host struct {
-	// cur and x are what ingestion touches: together they fill the first
-	// 64-byte cache line of the host (hosts are 192 bytes in chunks
-	// aligned to pages), so a record costs one line of host memory.
+	// cur and x are what ingestion counts into: together they fill the
+	// first 64-byte cache line of the host (hosts are 192 bytes in chunks
+	// aligned to 64 bytes); the lookup reads key, on the next line.
 	cur     counters
 	x       *extra       // only for suspect or attacked hosts
 	key     addrKey      // the table's index key
@@ -350,6 +350,8 @@ type Engine struct {
 	last   time.Time
 	groups map[groupKey]*groupState
 
+	scratch sync.Pool // of *ingestScratch
+
 	mu      sync.Mutex // guards the tick loop's lifecycle
 	cancel  context.CancelFunc
 	stopped chan struct{}
@@ -429,6 +431,10 @@ func (st *tableState) overflowFor(pe *prefixEntry, dir Direction) *sharedCounter
 type addrKey [2]uint64
 
 func keyOf(a netip.Addr) addrKey {
+	if a.Is4() {
+		b := a.As4()
+		return addrKey{0, 0xffff<<32 | uint64(binary.BigEndian.Uint32(b[:]))}
+	}
 	b := a.As16()
 	return addrKey{binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])}
 }
@@ -446,12 +452,15 @@ const chunkSize = 64
 // hostTable holds the hosts of one shard and direction in fixed-size
 // chunks, so that the tick walks memory in order and a host costs no
 // allocation of its own, with an open-addressing index (linear probing,
-// backward-shift deletion, load at most 3/4) from address to slot: about
-// 30 bytes per host where a Go map takes about 58.
+// backward-shift deletion, load at most 3/4) from address to host. An
+// index slot is 8 bytes: 32 bits of the key's hash as a tag and the host
+// index. A lookup reads the slot, then the host only where the tag
+// matches, and compares the whole key there; the key and the counters
+// are on neighbouring cache lines of the host, fetched together. The
+// index costs about 16 bytes per host where a Go map takes about 58.
 type hostTable struct {
 	seed   uint64
-	keys   []addrKey
-	slots  []uint32 // host index + 1; 0 is empty
+	slots  []uint64 // tag<<32 | host index + 1; 0 is empty
 	count  int
 	chunks [][]host
 	next   uint32   // host indexes below next have been handed out
@@ -460,45 +469,80 @@ type hostTable struct {
 
 func (t *hostTable) at(i uint32) *host { return &t.chunks[i/chunkSize][i%chunkSize] }
 
-func (t *hostTable) home(k addrKey) int { return int(mix(k[0]^t.seed, k[1]) & uint64(len(t.slots)-1)) }
+// home is the first index position for a key of hash h. The low bits of
+// h pick the shard and are the same for every key of a table; the high
+// 32 bits are the tag.
+func (t *hostTable) home(h uint64) int { return int(h/numShards) & (len(t.slots) - 1) }
+
+// peek returns the index slot at the home of hash h, or 0.
+func (t *hostTable) peek(h uint64) uint64 {
+	if len(t.slots) == 0 {
+		return 0
+	}
+	return t.slots[t.home(h)]
+}
+
+func slotOf(h uint64, hi uint32) uint64 { return h&^(1<<32-1) | uint64(hi+1) }
 
 // find returns the index position of k and whether it is there.
-func (t *hostTable) find(k addrKey) (int, bool) {
+func (t *hostTable) find(k addrKey) (int, bool) { return t.findHashed(k, keyHash(k, t.seed)) }
+
+// findHashed is find for a key whose hash h the caller has.
+func (t *hostTable) findHashed(k addrKey, h uint64) (int, bool) {
 	if len(t.slots) == 0 {
 		return 0, false
 	}
 	mask := len(t.slots) - 1
-	for i := t.home(k); ; i = (i + 1) & mask {
-		if t.slots[i] == 0 {
+	tag := h >> 32
+	for i := t.home(h); ; i = (i + 1) & mask {
+		sl := t.slots[i]
+		if sl == 0 {
 			return i, false
 		}
-		if t.keys[i] == k {
+		if sl>>32 == tag && t.at(uint32(sl)-1).key == k {
 			return i, true
 		}
 	}
 }
 
-func (t *hostTable) get(k addrKey) *host {
-	i, ok := t.find(k)
+func (t *hostTable) get(k addrKey) *host { return t.getHashed(k, keyHash(k, t.seed)) }
+
+func (t *hostTable) getHashed(k addrKey, h uint64) *host {
+	i, ok := t.findHashed(k, h)
 	if !ok {
 		return nil
 	}
-	return t.at(t.slots[i] - 1)
+	return t.at(uint32(t.slots[i]) - 1)
+}
+
+// emptyFor returns the first empty index position for a key of hash h.
+func (t *hostTable) emptyFor(h uint64) int {
+	mask := len(t.slots) - 1
+	i := t.home(h)
+	for t.slots[i] != 0 {
+		i = (i + 1) & mask
+	}
+	return i
 }
 
 func (t *hostTable) grow() {
-	n := max(64, 2*len(t.slots))
-	keys, slots := t.keys, t.slots
-	t.keys, t.slots = make([]addrKey, n), make([]uint32, n)
-	for i, s := range slots {
-		if s != 0 {
-			j, _ := t.find(keys[i])
-			t.keys[j], t.slots[j] = keys[i], s
+	old := t.slots
+	t.slots = make([]uint64, max(64, 2*len(old)))
+	for _, sl := range old {
+		if sl != 0 {
+			h := keyHash(t.at(uint32(sl)-1).key, t.seed)
+			t.slots[t.emptyFor(h)] = sl
 		}
 	}
 }
 
 func (t *hostTable) insert(k addrKey, pe *prefixEntry) *host {
+	return t.insertHashed(k, keyHash(k, t.seed), pe)
+}
+
+// insertHashed adds a host for k, which is not in the table, whose hash
+// h the caller has.
+func (t *hostTable) insertHashed(k addrKey, h uint64, pe *prefixEntry) *host {
 	if (t.count+1)*4 > len(t.slots)*3 {
 		t.grow()
 	}
@@ -512,12 +556,11 @@ func (t *hostTable) insert(k addrKey, pe *prefixEntry) *host {
 			t.chunks = append(t.chunks, make([]host, chunkSize))
 		}
 	}
-	i, _ := t.find(k)
-	t.keys[i], t.slots[i] = k, hi+1
+	t.slots[t.emptyFor(h)] = slotOf(h, hi)
 	t.count++
-	h := t.at(hi)
-	*h = host{entry: pe, key: k}
-	return h
+	hp := t.at(hi)
+	*hp = host{entry: pe, key: k}
+	return hp
 }
 
 func (t *hostTable) remove(hi uint32) {
@@ -532,13 +575,13 @@ func (t *hostTable) remove(hi uint32) {
 	mask := len(t.slots) - 1
 	// Backward-shift: move later entries of the probe run into the gap.
 	for j := (i + 1) & mask; t.slots[j] != 0; j = (j + 1) & mask {
-		home := t.home(t.keys[j])
+		home := t.home(keyHash(t.at(uint32(t.slots[j])-1).key, t.seed))
 		if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
-			t.keys[i], t.slots[i] = t.keys[j], t.slots[j]
+			t.slots[i] = t.slots[j]
 			i = j
 		}
 	}
-	t.keys[i], t.slots[i] = addrKey{}, 0
+	t.slots[i] = 0
 }
 
 type shard struct {
@@ -584,9 +627,10 @@ func New(cfg Config, pol *policies.Policy, logger hclog.Logger) (*Engine, error)
 		hseed:  rand.Uint64(),
 		groups: map[groupKey]*groupState{},
 	}
+	e.scratch.New = func() any { return new(ingestScratch) }
 	for i := range e.shards {
 		for d := range e.shards[i].hosts {
-			e.shards[i].hosts[d].seed = rand.Uint64()
+			e.shards[i].hosts[d].seed = e.hseed
 		}
 		e.shards[i].flows = make([]uint64, flowSetSize)
 	}
@@ -634,24 +678,28 @@ func (e *Engine) Ingest(batch []sources.Record) {
 	// Records are counted in chunks grouped by shard, so that each shard
 	// lock is taken once per chunk rather than once per record, and the
 	// memory accesses of one shard's records can overlap.
-	var (
-		items     [2 * ingestChunk]work
-		order     [2 * ingestChunk]uint16
-		monitored uint64
-	)
+	sc := e.scratch.Get().(*ingestScratch)
+	defer e.scratch.Put(sc)
+	items, order := &sc.items, &sc.order
+	var monitored uint64
 	for start := 0; start < len(batch); start += ingestChunk {
 		chunk := batch[start:min(start+ingestChunk, len(batch))]
 		n := 0
 		var bounds [numShards + 1]uint16
 		for i := range chunk {
 			r := &chunk[i]
-			if pe, ok := st.table.Lookup(r.Dst); ok {
-				e.prepare(&items[n], i, Incoming, r.Dst, pe, r)
+			dpe, din := st.table.Lookup(r.Dst)
+			spe, sin := st.table.Lookup(r.Src)
+			if !din && !sin {
+				continue
+			}
+			if din {
+				items[n] = e.prepare(i, Incoming, keyOf(r.Dst), dpe)
 				bounds[items[n].shard+1]++
 				n++
 			}
-			if pe, ok := st.table.Lookup(r.Src); ok {
-				e.prepare(&items[n], i, Outgoing, r.Src, pe, r)
+			if sin {
+				items[n] = e.prepare(i, Outgoing, keyOf(r.Src), spe)
 				bounds[items[n].shard+1]++
 				n++
 			}
@@ -676,6 +724,37 @@ func (e *Engine) Ingest(batch []sources.Record) {
 			}
 			s := &e.shards[sh]
 			s.mu.Lock()
+			// Resolve the group's hosts in passes, each over the whole
+			// group with little work per record, so that the cache
+			// misses of different records overlap: first the index
+			// slot at each key's home, then the host it points to
+			// (most keys are at home), then a full lookup or an insert
+			// for the rest.
+			for _, o := range order[lo:hi] {
+				w := &items[o]
+				w.slot = s.hosts[w.dir].peek(w.hash)
+			}
+			for _, o := range order[lo:hi] {
+				w := &items[o]
+				w.h = nil
+				if w.slot>>32 == w.hash>>32 {
+					if h := s.hosts[w.dir].at(uint32(w.slot) - 1); h.key == w.key {
+						w.h = h
+					}
+				}
+			}
+			for _, o := range order[lo:hi] {
+				w := &items[o]
+				if w.h != nil {
+					continue
+				}
+				tab := &s.hosts[w.dir]
+				w.h = tab.getHashed(w.key, w.hash)
+				if w.h == nil && e.hosts.Load() < int64(e.cfg.MaxHosts) {
+					w.h = tab.insertHashed(w.key, w.hash, w.pe)
+					e.hosts.Add(1)
+				}
+			}
 			for _, o := range order[lo:hi] {
 				w := &items[o]
 				e.count(s, w, &chunk[w.rec], tick, st)
@@ -688,13 +767,23 @@ func (e *Engine) Ingest(batch []sources.Record) {
 }
 
 // ingestChunk is how many records Ingest groups by shard at a time.
-const ingestChunk = 256
+const ingestChunk = 1024
+
+// ingestScratch is Ingest's working memory, reused from call to call: on
+// the stack it would be cleared on every call, a cost that small batches
+// (one datagram's records) would pay in full.
+type ingestScratch struct {
+	items [2 * ingestChunk]work
+	order [2 * ingestChunk]uint16
+}
 
 // work is one record to count for one host-direction.
 type work struct {
 	key   addrKey
+	hash  uint64 // keyHash(key): its low bits pick the shard
+	slot  uint64 // the index slot at the key's home, read ahead
+	h     *host  // nil until resolved, or when refused
 	pe    *prefixEntry
-	fp    uint64 // flow fingerprint
 	rec   int32
 	dir   Direction
 	shard uint8
@@ -706,14 +795,25 @@ func mix(a, b uint64) uint64 {
 	return hi ^ lo
 }
 
-func (e *Engine) prepare(w *work, i int, dir Direction, addr netip.Addr, pe *prefixEntry, r *sources.Record) {
-	w.key = keyOf(addr)
-	w.pe, w.rec, w.dir = pe, int32(i), dir
-	w.shard = uint8(mix(w.key[0]^e.hseed, w.key[1]) % numShards)
-	src, dst := keyOf(r.Src), keyOf(r.Dst)
+// keyHash is the keyed hash of a host key: its low bits pick the shard,
+// the bits above them the home slot in the shard's table.
+func keyHash(k addrKey, seed uint64) uint64 { return mix(k[0]^seed, k[1]) }
+
+// flowPrint is the fingerprint of a record's flow (addresses, ports,
+// protocol, side) for the distinct-flow sets; never 0.
+func (e *Engine) flowPrint(w *work, r *sources.Record) uint64 {
+	src, dst := w.key, keyOf(r.Dst)
+	if w.dir == Incoming {
+		src, dst = keyOf(r.Src), w.key
+	}
 	h := mix(src[0]^e.hseed, src[1])
 	h = mix(h^dst[0], dst[1])
-	w.fp = mix(h, uint64(r.SrcPort)<<32|uint64(r.DstPort)<<16|uint64(r.Proto)<<8|uint64(dir)) | 1
+	return mix(h, uint64(r.SrcPort)<<32|uint64(r.DstPort)<<16|uint64(r.Proto)<<8|uint64(w.dir)) | 1
+}
+
+func (e *Engine) prepare(i int, dir Direction, key addrKey, pe *prefixEntry) work {
+	h := keyHash(key, e.hseed)
+	return work{key: key, hash: h, pe: pe, rec: int32(i), dir: dir, shard: uint8(h % numShards)}
 }
 
 // count adds one record to a host of s, whose lock the caller holds.
@@ -723,13 +823,8 @@ func (e *Engine) count(s *shard, w *work, r *sources.Record, tick uint32, st *ta
 		remote = r.Dst
 	}
 	mask := classMask(r)
-	tab := &s.hosts[w.dir]
-	newFlow := s.addFlow(w.fp)
-	h := tab.get(w.key)
-	if h == nil && e.hosts.Load() < int64(e.cfg.MaxHosts) {
-		h = tab.insert(w.key, w.pe)
-		e.hosts.Add(1)
-	}
+	newFlow := s.addFlow(e, w, r)
+	h := w.h
 	pkts, bytes := r.Packets, r.Bytes
 	if h == nil {
 		// Still counted in the hostgroup's total; the tick adds the
@@ -750,13 +845,14 @@ func (e *Engine) count(s *shard, w *work, r *sources.Record, tick uint32, st *ta
 	}
 }
 
-// addFlow inserts a flow fingerprint and reports whether it is new this
+// addFlow adds the record's flow to the distinct-flow set and reports whether it is new this
 // tick. A full set counts every flow as new, erring towards detection.
-func (s *shard) addFlow(fp uint64) bool {
+func (s *shard) addFlow(e *Engine, w *work, r *sources.Record) bool {
 	if s.nflows >= flowSetSize*3/4 {
 		s.flowFull++
 		return true
 	}
+	fp := e.flowPrint(w, r)
 	mask := uint64(flowSetSize - 1)
 	for i := fp & mask; ; i = (i + 1) & mask {
 		switch s.flows[i] {
@@ -1210,7 +1306,7 @@ type HostRates struct {
 func (e *Engine) Rates(k Host) (HostRates, bool) {
 	k.Addr = k.Addr.Unmap()
 	key := keyOf(k.Addr)
-	s := &e.shards[mix(key[0]^e.hseed, key[1])%numShards]
+	s := &e.shards[keyHash(key, e.hseed)%numShards]
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h := s.hosts[k.Direction].get(key)

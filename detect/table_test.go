@@ -2,6 +2,7 @@ package detect
 
 import (
 	"math/rand/v2"
+	"net/netip"
 	"testing"
 	"unsafe"
 )
@@ -28,7 +29,7 @@ func TestHostTableAgainstMap(t *testing.T) {
 		if tab.get(k) == nil {
 			h := tab.insert(k, pe)
 			i, _ := tab.find(k)
-			ref[k] = tab.slots[i]
+			ref[k] = uint32(tab.slots[i])
 			if h.key != k || h.entry != pe {
 				t.Fatalf("inserted host %+v", h)
 			}
@@ -56,5 +57,20 @@ func TestHostLayout(t *testing.T) {
 	}
 	if end := unsafe.Offsetof(h.x) + unsafe.Sizeof(h.x); unsafe.Offsetof(h.cur) != 0 || end > 64 {
 		t.Errorf("cur and x end at byte %d, want within the first 64", end)
+	}
+}
+
+// TestKeyOf: IPv4 addresses take the IPv4-mapped key and every key turns
+// back into its address.
+func TestKeyOf(t *testing.T) {
+	for _, s := range []string{"192.0.2.1", "0.0.0.0", "255.255.255.255", "2001:db8::1", "::ffff:192.0.2.1", "::"} {
+		a := netip.MustParseAddr(s)
+		k := keyOf(a)
+		if k != keyOf(netip.AddrFrom16(a.As16())) && !a.Is4In6() {
+			t.Errorf("%s: key %x differs from its 16-byte form", s, k)
+		}
+		if got := k.addr(); got != a.Unmap() {
+			t.Errorf("%s: key %x gives back %s", s, k, got)
+		}
 	}
 }

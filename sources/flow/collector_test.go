@@ -217,12 +217,12 @@ func TestCollectorDropsWhenSinkIsStuck(t *testing.T) {
 	}
 	send(t, c.Addrs()[0], dgs...)
 	// The reader keeps reading (it never waits for the worker): all 50
-	// are counted, the queue holds 4, the worker may hold 1 in Ingest,
-	// the rest drop.
+	// are counted, the queue holds 4, the worker holds in Ingest what it
+	// had decoded when it found the queue empty, the rest drop.
 	waitFor(t, "datagrams read", func() bool { return c.Stats()[0].Datagrams == 50 })
 	st := c.Stats()[0]
-	if st.QueueDrops != 45 && st.QueueDrops != 46 || st.Exporters[0].QueueDrops != st.QueueDrops {
-		t.Errorf("queue drops %d (exporter %d), want 45 or 46", st.QueueDrops, st.Exporters[0].QueueDrops)
+	if st.QueueDrops == 0 || st.QueueDrops > 46 || st.Exporters[0].QueueDrops != st.QueueDrops {
+		t.Errorf("queue drops %d (exporter %d), want 1 to 46", st.QueueDrops, st.Exporters[0].QueueDrops)
 	}
 	close(sink.release)
 	if err := c.Stop(); err != nil {
