@@ -350,7 +350,7 @@ type Engine struct {
 	last   time.Time
 	groups map[groupKey]*groupState
 
-	scratch sync.Pool // of *ingestScratch
+	scratch [8]atomic.Pointer[ingestScratch]
 
 	mu      sync.Mutex // guards the tick loop's lifecycle
 	cancel  context.CancelFunc
@@ -627,7 +627,6 @@ func New(cfg Config, pol *policies.Policy, logger hclog.Logger) (*Engine, error)
 		hseed:  rand.Uint64(),
 		groups: map[groupKey]*groupState{},
 	}
-	e.scratch.New = func() any { return new(ingestScratch) }
 	for i := range e.shards {
 		for d := range e.shards[i].hosts {
 			e.shards[i].hosts[d].seed = e.hseed
@@ -678,8 +677,8 @@ func (e *Engine) Ingest(batch []sources.Record) {
 	// Records are counted in chunks grouped by shard, so that each shard
 	// lock is taken once per chunk rather than once per record, and the
 	// memory accesses of one shard's records can overlap.
-	sc := e.scratch.Get().(*ingestScratch)
-	defer e.scratch.Put(sc)
+	sc := e.getScratch()
+	defer e.putScratch(sc)
 	items, order := &sc.items, &sc.order
 	var monitored uint64
 	for start := 0; start < len(batch); start += ingestChunk {
@@ -771,7 +770,8 @@ const ingestChunk = 1024
 
 // ingestScratch is Ingest's working memory, reused from call to call: on
 // the stack it would be cleared on every call, a cost that small batches
-// (one datagram's records) would pay in full.
+// (one datagram's records) would pay in full. The engine keeps a few for
+// concurrent callers (a sync.Pool would give them up at every GC).
 type ingestScratch struct {
 	items [2 * ingestChunk]work
 	order [2 * ingestChunk]uint16
@@ -809,6 +809,23 @@ func (e *Engine) flowPrint(w *work, r *sources.Record) uint64 {
 	h := mix(src[0]^e.hseed, src[1])
 	h = mix(h^dst[0], dst[1])
 	return mix(h, uint64(r.SrcPort)<<32|uint64(r.DstPort)<<16|uint64(r.Proto)<<8|uint64(w.dir)) | 1
+}
+
+func (e *Engine) getScratch() *ingestScratch {
+	for i := range e.scratch {
+		if sc := e.scratch[i].Swap(nil); sc != nil {
+			return sc
+		}
+	}
+	return new(ingestScratch)
+}
+
+func (e *Engine) putScratch(sc *ingestScratch) {
+	for i := range e.scratch {
+		if e.scratch[i].CompareAndSwap(nil, sc) {
+			return
+		}
+	}
 }
 
 func (e *Engine) prepare(i int, dir Direction, key addrKey, pe *prefixEntry) work {
