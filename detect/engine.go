@@ -349,6 +349,7 @@ type Engine struct {
 	// Owned by the tick.
 	last   time.Time
 	groups map[groupKey]*groupState
+	totals [][2]counters // per prefix entry and direction, reused
 
 	scratch [8]atomic.Pointer[ingestScratch]
 
@@ -975,7 +976,11 @@ func (e *Engine) tick(ctx context.Context, now time.Time) {
 	}
 	tick := e.tickNo.Add(1) - 1 // the tick that just ended
 	idle := uint16(min(e.cfg.IdleTime/e.cfg.Tick, math.MaxUint16-1))
-	totals := make([][2]counters, len(st.prefixes))
+	if cap(e.totals) < len(st.prefixes) {
+		e.totals = make([][2]counters, len(st.prefixes))
+	}
+	totals := e.totals[:len(st.prefixes)]
+	clear(totals)
 	var events []Event
 	for i := range e.shards {
 		s := &e.shards[i]
@@ -994,7 +999,7 @@ func (e *Engine) tick(ctx context.Context, now time.Time) {
 					e.drop(tab, i, h)
 					continue
 				}
-				if h.entry.gen == st.gen {
+				if h.entry.gen == st.gen && h.cur != (counters{}) {
 					totals[h.entry.idx][d].addCounters(&h.cur)
 				}
 				if ev, ok := e.update(k, h, now, secs, tick); ok {
