@@ -20,6 +20,7 @@ type metrics struct {
 
 	detectRecords, detectMonitored, detectHosts, detectRefused, detectEvicted *prometheus.Desc
 	detectTick, detectSketches, detectAttacks                                 *prometheus.Desc
+	detectFlowSetFull, detectSpreadMerged                                     *prometheus.Desc
 
 	mitActive, mitAnnounced, mitWithdrawn, mitExtended, mitEscalations, mitFailures, mitRefused *prometheus.Desc
 
@@ -51,6 +52,8 @@ func newMetrics(d *Daemon) *metrics {
 		detectHosts:          desc("detect_hosts", "Host-directions tracked."),
 		detectRefused:        desc("detect_refused_total", "Counts not tracked per host because the host cap was reached."),
 		detectEvicted:        desc("detect_evicted_hosts_total", "Idle hosts evicted."),
+		detectFlowSetFull:    desc("detect_flow_set_full_total", "Records counted as new flows because a distinct-flow set was full."),
+		detectSpreadMerged:   desc("detect_spread_merged_total", "Long flow records counted in one tick for lack of a spread slot."),
 		detectTick:           desc("detect_tick_duration_seconds", "Duration of the last detection tick."),
 		detectSketches:       desc("detect_sketches", "Hosts whose traffic shape is tracked (suspect or attacked)."),
 		detectAttacks:        desc("detect_attacks_active", "Attacks going on.", "hostgroup"),
@@ -106,6 +109,8 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	counter(m.detectEvicted, float64(ds.Evicted))
 	gauge(m.detectTick, ds.LastTick.Seconds())
 	gauge(m.detectSketches, float64(ds.Sketches))
+	counter(m.detectFlowSetFull, float64(ds.FlowSetFull))
+	counter(m.detectSpreadMerged, float64(ds.SpreadMerged))
 
 	pol := m.d.Policy()
 	mit := m.d.Mitigator
