@@ -690,9 +690,6 @@ func (e *Engine) Ingest(batch []sources.Record) {
 			r := &chunk[i]
 			dpe, din := st.table.Lookup(r.Dst)
 			spe, sin := st.table.Lookup(r.Src)
-			if !din && !sin {
-				continue
-			}
 			if din {
 				items[n] = e.prepare(i, Incoming, keyOf(r.Dst), dpe)
 				bounds[items[n].shard+1]++
@@ -863,8 +860,9 @@ func (e *Engine) count(s *shard, w *work, r *sources.Record, tick uint32, st *ta
 	}
 }
 
-// addFlow adds the record's flow to the distinct-flow set and reports whether it is new this
-// tick. A full set counts every flow as new, erring towards detection.
+// addFlow adds the record's flow to the distinct-flow set and reports
+// whether it is new this tick. A full set counts every flow as new, erring
+// towards detection.
 func (s *shard) addFlow(e *Engine, w *work, r *sources.Record) bool {
 	if s.nflows >= flowSetSize*3/4 {
 		s.flowFull++
