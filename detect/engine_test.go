@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -684,5 +685,60 @@ func TestFragmentsHaveNoPorts(t *testing.T) {
 	s := ev.Signature
 	if s.Fragment != 1 || len(s.SrcPorts) != 1 || s.SrcPorts[0].Value != 53 || math.Abs(s.SrcPorts[0].Share-1.0/3) > 0.05 {
 		t.Errorf("fragment share %.2f, source ports %+v; want all fragments and only port 53 at a third", s.Fragment, s.SrcPorts)
+	}
+}
+
+// TestConcurrentIngestTickReload ingests from two goroutines while the tick
+// runs and the policy is reloaded, past the host cap; under the race
+// detector it checks the locking, and at the end that every record was
+// counted once per monitored side.
+func TestConcurrentIngestTickReload(t *testing.T) {
+	e, err := New(Config{MaxHosts: 300}, testPolicy(time.Second, pps(1e9)), hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const batches, size = 200, 100
+	var wg sync.WaitGroup
+	for g := range 2 {
+		wg.Go(func() {
+			batch := make([]sources.Record, size)
+			for n := range batches {
+				for i := range batch {
+					v := byte(n*size + i)
+					batch[i] = sources.Record{Src: netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: v}), Dst: netip.AddrFrom4([4]byte{203, 0, 113, v}),
+						Proto: 17, SrcPort: uint16(g), Packets: 1, Bytes: 100}
+					if i%2 == 0 { // half the records have an unmonitored source
+						batch[i].Src = netip.MustParseAddr("2001:db9::1")
+					}
+				}
+				e.Ingest(batch)
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	now := t0
+	for i := 0; ; i++ {
+		select {
+		case <-done:
+		default:
+			now = now.Add(tick)
+			e.Tick(now)
+			if i%10 == 0 {
+				e.SetPolicy(testPolicy(time.Second, pps(1e9)))
+			}
+			continue
+		}
+		break
+	}
+	st := e.Stats()
+	if st.Refused == 0 {
+		t.Error("no record refused: the test did not reach the host cap")
+	}
+	if want := uint64(2 * batches * size); st.Records != want || st.Monitored != want*3/2 {
+		t.Errorf("records %d, counted %d; want %d and %d", st.Records, st.Monitored, want, want*3/2)
+	}
+	if st.Hosts > 300 {
+		t.Errorf("%d hosts tracked past the cap of 300", st.Hosts)
 	}
 }
