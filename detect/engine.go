@@ -56,7 +56,8 @@ const (
 	suspectRatio       = 0.5  // a sketch starts at half a limit
 	calmRatio          = 0.25 // and is dropped under a quarter
 	numShards          = 64
-	flowSetSize        = 1 << 12 // distinct-flow fingerprints per shard per tick
+	flowSetSize        = 1 << 12 // distinct-flow fingerprints per shard per tick, at first
+	maxFlowSetSize     = 1 << 13 // and at most: 4 MB in all, 393k flows per tick
 	maxSpread          = 10 * time.Minute
 )
 
@@ -727,9 +728,18 @@ func (e *Engine) Ingest(batch []sources.Record) {
 			// slot at each key's home, then the host it points to
 			// (most keys are at home), then a full lookup or an insert
 			// for the rest.
+			room := s.nflows < len(s.flows)*3/4
+			fmask := uint64(len(s.flows) - 1)
 			for _, o := range order[lo:hi] {
 				w := &items[o]
 				w.slot = s.hosts[w.dir].peek(w.hash)
+				w.fp = 0
+				if room {
+					// The flow's home slot in the distinct-flow set,
+					// read ahead like the host's index slot.
+					w.fp = e.flowPrint(w, &chunk[w.rec])
+					w.fhome = s.flows[w.fp&fmask]
+				}
 			}
 			for _, o := range order[lo:hi] {
 				w := &items[o]
@@ -780,6 +790,8 @@ type work struct {
 	key   addrKey
 	hash  uint64 // keyHash(key): its low bits pick the shard
 	slot  uint64 // the index slot at the key's home, read ahead
+	fp    uint64 // flowPrint, when computed ahead (else 0)
+	fhome uint64 // the distinct-flow set's slot at fp's home, read ahead
 	h     *host  // nil until resolved, or when refused
 	pe    *prefixEntry
 	rec   int32
@@ -860,16 +872,34 @@ func (e *Engine) count(s *shard, w *work, r *sources.Record, tick uint32, st *ta
 	}
 }
 
+// resizeFlows empties the distinct-flow set for the next tick, doubling it
+// (up to maxFlowSetSize) when it filled up in this one and halving it
+// (down to flowSetSize) when it was under an eighth full.
+func (s *shard) resizeFlows() {
+	switch n := len(s.flows); {
+	case s.nflows >= n*3/4 && n < maxFlowSetSize:
+		s.flows = make([]uint64, 2*n)
+	case s.nflows < n/8 && n > flowSetSize:
+		s.flows = make([]uint64, n/2)
+	default:
+		clear(s.flows)
+	}
+	s.nflows = 0
+}
+
 // addFlow adds the record's flow to the distinct-flow set and reports
 // whether it is new this tick. A full set counts every flow as new, erring
 // towards detection.
 func (s *shard) addFlow(e *Engine, w *work, r *sources.Record) bool {
-	if s.nflows >= flowSetSize*3/4 {
+	if s.nflows >= len(s.flows)*3/4 {
 		s.flowFull++
 		return true
 	}
-	fp := e.flowPrint(w, r)
-	mask := uint64(flowSetSize - 1)
+	fp := w.fp
+	if fp == 0 {
+		fp = e.flowPrint(w, r)
+	}
+	mask := uint64(len(s.flows) - 1)
 	for i := fp & mask; ; i = (i + 1) & mask {
 		switch s.flows[i] {
 		case fp:
@@ -983,8 +1013,7 @@ func (e *Engine) tick(ctx context.Context, now time.Time) {
 	for i := range e.shards {
 		s := &e.shards[i]
 		s.mu.Lock()
-		clear(s.flows)
-		s.nflows = 0
+		s.resizeFlows()
 		for d := range s.hosts {
 			tab := &s.hosts[d]
 			for i := uint32(0); i < tab.next; i++ {

@@ -742,3 +742,42 @@ func TestConcurrentIngestTickReload(t *testing.T) {
 		t.Errorf("%d hosts tracked past the cap of 300", st.Hosts)
 	}
 }
+
+// TestFlowSetGrows: one host with 5000 distinct flows a tick overflows its
+// shard's distinct-flow set at first (3072 flows); the set grows until the
+// flows fit, the count is then exact, and it shrinks back once the traffic
+// is gone.
+func TestFlowSetGrows(t *testing.T) {
+	c := newClock(newEngine(t, testPolicy(tick, pps(1e12))))
+	const flows = 5000
+	batch := make([]sources.Record, flows)
+	for i := range batch {
+		batch[i] = sources.Record{Src: netip.AddrFrom4([4]byte{198, 51, byte(i >> 8), byte(i)}), Dst: victim,
+			SrcPort: uint16(i), DstPort: 443, Proto: 6, TCPFlags: 0x18, Packets: 1, Bytes: 100}
+	}
+	for range 5 {
+		c.step(batch)
+	}
+	full := c.e.Stats().FlowSetFull
+	if full == 0 {
+		t.Fatal("the first ticks did not fill the flow set")
+	}
+	for range 10 {
+		c.step(batch)
+	}
+	if st := c.e.Stats(); st.FlowSetFull != full {
+		t.Errorf("flow set still full after growing: %d more records counted as new flows", st.FlowSetFull-full)
+	}
+	r, _ := c.e.Rates(Host{victim, Incoming})
+	if want := flows / tick.Seconds(); math.Abs(r.Flows-want) > want/100 {
+		t.Errorf("%.0f flows/s, want %.0f", r.Flows, want)
+	}
+	for range 20 {
+		c.step(nil)
+	}
+	for i := range c.e.shards {
+		if n := len(c.e.shards[i].flows); n != flowSetSize {
+			t.Errorf("shard %d keeps a flow set of %d after the traffic", i, n)
+		}
+	}
+}
