@@ -720,57 +720,59 @@ func (e *Engine) Ingest(batch []sources.Record) {
 			if lo == hi {
 				continue
 			}
-			s := &e.shards[sh]
-			s.mu.Lock()
-			// Resolve the group's hosts in passes, each over the whole
-			// group with little work per record, so that the cache
-			// misses of different records overlap: first the index
-			// slot at each key's home, then the host it points to
-			// (most keys are at home), then a full lookup or an insert
-			// for the rest.
-			room := s.nflows < len(s.flows)*3/4
-			fmask := uint64(len(s.flows) - 1)
-			for _, o := range order[lo:hi] {
-				w := &items[o]
-				w.slot = s.hosts[w.dir].peek(w.hash)
-				w.fp = 0
-				if room {
-					// The flow's home slot in the distinct-flow set,
-					// read ahead like the host's index slot.
-					w.fp = e.flowPrint(w, &chunk[w.rec])
-					w.fhome = s.flows[w.fp&fmask]
-				}
-			}
-			for _, o := range order[lo:hi] {
-				w := &items[o]
-				w.h = nil
-				if w.slot>>32 == w.hash>>32 {
-					if h := s.hosts[w.dir].at(uint32(w.slot) - 1); h.key == w.key {
-						w.h = h
-					}
-				}
-			}
-			for _, o := range order[lo:hi] {
-				w := &items[o]
-				if w.h != nil {
-					continue
-				}
-				tab := &s.hosts[w.dir]
-				w.h = tab.getHashed(w.key, w.hash)
-				if w.h == nil && e.hosts.Load() < int64(e.cfg.MaxHosts) {
-					w.h = tab.insertHashed(w.key, w.hash, w.pe)
-					e.hosts.Add(1)
-				}
-			}
-			for _, o := range order[lo:hi] {
-				w := &items[o]
-				e.count(s, w, &chunk[w.rec], tick, st)
-			}
-			s.mu.Unlock()
+			e.countGroup(&e.shards[sh], items, order[lo:hi], chunk, tick, st)
 		}
 	}
 	e.records.Add(uint64(len(batch)))
 	e.monitored.Add(monitored)
+}
+
+// countGroup counts the records of one shard in a chunk: items[o] for
+// each o in group, whose records are in chunk. It resolves the hosts in
+// passes, each over the whole group with little work per record, so that
+// the cache misses of different records overlap: first the index slot at
+// each key's home (and the flow's slot in the distinct-flow set), then the
+// host it points to (most keys are at home), then a full lookup or an
+// insert for the rest; then it counts.
+func (e *Engine) countGroup(s *shard, items *[2 * ingestChunk]work, group []uint16, chunk []sources.Record, tick uint32, st *tableState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	room := s.nflows < len(s.flows)*3/4
+	fmask := uint64(len(s.flows) - 1)
+	for _, o := range group {
+		w := &items[o]
+		w.slot = s.hosts[w.dir].peek(w.hash)
+		w.fp = 0
+		if room {
+			w.fp = e.flowPrint(w, &chunk[w.rec])
+			w.fhome = s.flows[w.fp&fmask]
+		}
+	}
+	for _, o := range group {
+		w := &items[o]
+		w.h = nil
+		if w.slot>>32 == w.hash>>32 {
+			if h := s.hosts[w.dir].at(uint32(w.slot) - 1); h.key == w.key {
+				w.h = h
+			}
+		}
+	}
+	for _, o := range group {
+		w := &items[o]
+		if w.h != nil {
+			continue
+		}
+		tab := &s.hosts[w.dir]
+		w.h = tab.getHashed(w.key, w.hash)
+		if w.h == nil && e.hosts.Load() < int64(e.cfg.MaxHosts) {
+			w.h = tab.insertHashed(w.key, w.hash, w.pe)
+			e.hosts.Add(1)
+		}
+	}
+	for _, o := range group {
+		w := &items[o]
+		e.count(s, w, &chunk[w.rec], tick, st)
+	}
 }
 
 // ingestChunk is how many records Ingest groups by shard at a time.
