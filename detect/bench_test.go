@@ -30,6 +30,13 @@ func benchPolicy(n int) *policies.Policy {
 	return pol
 }
 
+// benchHost is the address of active host h of the benchmarks, spread
+// over the first prefixes monitored /24s of benchPolicy.
+func benchHost(h, prefixes int) [4]byte {
+	p := h % prefixes
+	return [4]byte{10, byte(p >> 8), byte(p), byte(1 + h/prefixes%254)}
+}
+
 // benchRecords makes records to hosts active in the monitored /24s, from
 // outside, with a realistic protocol mix.
 func benchRecords(n, prefixes, hosts int) []sources.Record {
@@ -37,8 +44,7 @@ func benchRecords(n, prefixes, hosts int) []sources.Record {
 	out := make([]sources.Record, n)
 	for i := range out {
 		h := rng.IntN(hosts)
-		p := h % prefixes
-		dst := netip.AddrFrom4([4]byte{10, byte(p >> 8), byte(p), byte(1 + h/prefixes%254)})
+		dst := netip.AddrFrom4(benchHost(h, prefixes))
 		r := sources.Record{Src: netip.AddrFrom4([4]byte{198, 51, byte(rng.IntN(256)), byte(rng.IntN(256))}), Dst: dst,
 			SrcPort: uint16(rng.IntN(65536)), DstPort: 443, Packets: 1, Bytes: 1000, Length: 1000}
 		switch x := rng.IntN(10); {
@@ -71,9 +77,7 @@ func newIngestStream(seed uint64, prefixes, hosts, batch int) *ingestStream {
 	rng := rand.New(rand.NewPCG(seed, 7))
 	s := &ingestStream{batch: benchRecords(batch, prefixes, hosts), dsts: make([][4]byte, 1<<22), off: rng.IntN(1 << 22)}
 	for i := range s.dsts {
-		h := rng.IntN(hosts)
-		p := h % prefixes
-		s.dsts[i] = [4]byte{10, byte(p >> 8), byte(p), byte(1 + h/prefixes%254)}
+		s.dsts[i] = benchHost(rng.IntN(hosts), prefixes)
 	}
 	return s
 }
@@ -88,6 +92,24 @@ func (s *ingestStream) next() []sources.Record {
 	return s.batch
 }
 
+// benchEngine returns an engine monitoring 10k /24s with all of the 100k
+// active hosts of the ingest benchmarks already tracked.
+func benchEngine(b *testing.B) *Engine {
+	e, err := New(Config{}, benchPolicy(10000), hclog.NewNullLogger())
+	if err != nil {
+		b.Fatal(err)
+	}
+	all := benchRecords(100000, 10000, 100000)
+	for h := range all {
+		all[h].Dst = netip.AddrFrom4(benchHost(h, 10000))
+	}
+	e.Ingest(all)
+	if n := e.Stats().Hosts; n != 100000 {
+		b.Fatalf("%d hosts", n)
+	}
+	return e
+}
+
 // BenchmarkIngest: 10k monitored prefixes, 100k active hosts, records to
 // random hosts (see ingestStream), in batches of 1024 from one and from two
 // goroutines, and in batches of 32 (a flow datagram's worth) from one.
@@ -97,19 +119,7 @@ func BenchmarkIngest(b *testing.B) {
 		procs, batch int
 	}{{"goroutines=1", 1, 1024}, {"goroutines=2", 2, 1024}, {"goroutines=1/batch=32", 1, 32}} {
 		b.Run(c.name, func(b *testing.B) {
-			e, err := New(Config{}, benchPolicy(10000), hclog.NewNullLogger())
-			if err != nil {
-				b.Fatal(err)
-			}
-			all := benchRecords(100000, 10000, 100000)
-			for h := range all { // create every host
-				p := h % 10000
-				all[h].Dst = netip.AddrFrom4([4]byte{10, byte(p >> 8), byte(p), byte(1 + h/10000%254)})
-			}
-			e.Ingest(all)
-			if n := e.Stats().Hosts; n != 100000 {
-				b.Fatalf("%d hosts", n)
-			}
+			e := benchEngine(b)
 			streams := []*ingestStream{newIngestStream(1, 10000, 100000, c.batch), newIngestStream(2, 10000, 100000, c.batch)}
 			var next atomic.Int32
 			b.ReportAllocs()
@@ -134,10 +144,7 @@ func BenchmarkIngest(b *testing.B) {
 // the distinct-flow sets empty at every tick and grow to their largest,
 // so most records (all distinct flows here) are looked up in them.
 func BenchmarkIngestWithTicks(b *testing.B) {
-	e, err := New(Config{}, benchPolicy(10000), hclog.NewNullLogger())
-	if err != nil {
-		b.Fatal(err)
-	}
+	e := benchEngine(b)
 	s := newIngestStream(1, 10000, 100000, 1024)
 	now := time.Now()
 	b.ReportAllocs()
