@@ -653,15 +653,18 @@ func (d *Dispatcher) handle(ctx context.Context, h *hook, it *item) {
 	}
 	start := time.Now()
 	err := h.run.deliver(ctx, it)
+	// The result is logged before it is counted: once Stats shows an event
+	// as sent or failed, its log line (if the rate limit let it through)
+	// has been written. Tests and operators may rely on that order.
 	if err == nil {
-		h.sent.Add(1)
 		h.log.Trace("hook ran", "kind", string(it.ev.Kind), "duration", time.Since(start))
+		h.sent.Add(1)
 		return
 	}
-	h.failed.Add(1)
 	if ok, suppressed := h.failLog.allow(d.now()); ok {
 		h.log.Warn("hook failed", "kind", string(it.ev.Kind), "ip", it.ev.IP, "duration", time.Since(start), "error", err, "suppressed_since_last", suppressed)
 	}
+	h.failed.Add(1)
 }
 
 // HookStats are a hook's counters since the dispatcher was made.

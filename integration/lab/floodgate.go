@@ -19,36 +19,61 @@ import (
 // BuildFloodgate builds the floodgate binary into a temporary directory
 // that lives as long as the test binary, and returns its path. Concurrent
 // and repeated calls build once.
-func BuildFloodgate(t testing.TB) string {
+func BuildFloodgate(t testing.TB) string { return buildCommand(t, "floodgate") }
+
+// BuildGen builds the traffic generator, floodgate-gen, as BuildFloodgate
+// builds the daemon. A test that needs a high packet rate runs it as its
+// own process: built without -race, it keeps the rate a race-instrumented
+// test binary cannot.
+func BuildGen(t testing.TB) string { return buildCommand(t, "floodgate-gen") }
+
+// buildCommand builds ./cmd/name once per test binary (without the test's
+// -race instrumentation) and returns the binary's path.
+func buildCommand(t testing.TB, name string) string {
 	t.Helper()
-	build.once.Do(func() {
-		dir, err := os.MkdirTemp("", "floodgate-bin-")
+	builds.mu.Lock()
+	b, ok := builds.m[name]
+	if !ok {
+		b = &build{}
+		if builds.m == nil {
+			builds.m = map[string]*build{}
+		}
+		builds.m[name] = b
+	}
+	builds.mu.Unlock()
+	b.once.Do(func() {
+		dir, err := os.MkdirTemp("", name+"-bin-")
 		if err != nil {
-			build.err = err
+			b.err = err
 			return
 		}
-		bin := filepath.Join(dir, "floodgate")
+		bin := filepath.Join(dir, name)
 		_, file, _, _ := runtime.Caller(0)
 		root := filepath.Join(filepath.Dir(file), "..", "..")
-		cmd := exec.Command("go", "build", "-o", bin, "./cmd/floodgate")
+		cmd := exec.Command("go", "build", "-o", bin, "./cmd/"+name)
 		cmd.Dir = root
 		out, err := cmd.CombinedOutput()
 		if err != nil {
-			build.err = fmt.Errorf("go build: %v\n%s", err, out)
+			b.err = fmt.Errorf("go build: %v\n%s", err, out)
 			return
 		}
-		build.path = bin
+		b.path = bin
 	})
-	if build.err != nil {
-		t.Fatalf("build floodgate: %v", build.err)
+	if b.err != nil {
+		t.Fatalf("build %s: %v", name, b.err)
 	}
-	return build.path
+	return b.path
 }
 
-var build struct {
+type build struct {
 	once sync.Once
 	path string
 	err  error
+}
+
+var builds struct {
+	mu sync.Mutex
+	m  map[string]*build
 }
 
 // FreeUDPPort returns a UDP port that was free on host a moment ago.

@@ -412,7 +412,12 @@ func (g *GoBGP) connect(ctx context.Context) error {
 
 	for {
 		resp, err := g.client.GetBgp(ctx, &api.GetBgpRequest{})
-		if err == nil {
+		if err == nil && resp.GetGlobal().GetAsn() == 0 {
+			// gobgpd serves its API before it has read its config
+			// file; on a loaded machine the gap is seconds. AS 0 is
+			// "not configured yet": ask again.
+			err = errors.New("api answers, config not loaded yet")
+		} else if err == nil {
 			gl := resp.GetGlobal()
 			if gl.GetAsn() != g.cfg.ASN || gl.GetRouterId() != g.cfg.RouterID.String() || gl.GetListenPort() != int32(g.cfg.ListenPort) {
 				return fmt.Errorf("api %s answers for as %d router-id %s port %d, want as %d router-id %s port %d (port taken by another daemon?)",
