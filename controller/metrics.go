@@ -20,7 +20,7 @@ type metrics struct {
 
 	detectRecords, detectMonitored, detectHosts, detectRefused, detectEvicted *prometheus.Desc
 	detectTick, detectSketches, detectAttacks                                 *prometheus.Desc
-	detectFlowSetFull, detectSpreadMerged                                     *prometheus.Desc
+	detectFlowSetFull, detectRecordTiming                                     *prometheus.Desc
 
 	mitActive, mitAnnounced, mitWithdrawn, mitExtended, mitEscalations, mitFailures, mitRefused *prometheus.Desc
 
@@ -53,7 +53,7 @@ func newMetrics(d *Daemon) *metrics {
 		detectRefused:        desc("detect_refused_total", "Counts not tracked per host because the host cap was reached."),
 		detectEvicted:        desc("detect_evicted_hosts_total", "Idle hosts evicted."),
 		detectFlowSetFull:    desc("detect_flow_set_full_total", "Records counted as new flows because a distinct-flow set was full."),
-		detectSpreadMerged:   desc("detect_spread_merged_total", "Long flow records counted in one tick for lack of a spread slot."),
+		detectRecordTiming:   desc("detect_flow_records_timing_total", "Flow records whose times were off: late (too old to count), future (ended after the tick) or overlong (spanning over 10 minutes).", "kind"),
 		detectTick:           desc("detect_tick_duration_seconds", "Duration of the last detection tick."),
 		detectSketches:       desc("detect_sketches", "Hosts whose traffic shape is tracked (suspect or attacked)."),
 		detectAttacks:        desc("detect_attacks_active", "Attacks going on.", "hostgroup"),
@@ -110,7 +110,9 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	gauge(m.detectTick, ds.LastTick.Seconds())
 	gauge(m.detectSketches, float64(ds.Sketches))
 	counter(m.detectFlowSetFull, float64(ds.FlowSetFull))
-	counter(m.detectSpreadMerged, float64(ds.SpreadMerged))
+	counter(m.detectRecordTiming, float64(ds.Late), "late")
+	counter(m.detectRecordTiming, float64(ds.FutureDated), "future")
+	counter(m.detectRecordTiming, float64(ds.OverLong), "overlong")
 
 	pol := m.d.Policy()
 	mit := m.d.Mitigator

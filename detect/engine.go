@@ -58,7 +58,16 @@ const (
 	numShards          = 64
 	flowSetSize        = 1 << 12 // distinct-flow fingerprints per shard per tick, at first
 	maxFlowSetSize     = 1 << 13 // and at most: 4 MB in all, 393k flows per tick
-	maxSpread          = 10 * time.Minute
+	// maxSpan is the longest span a flow record is taken at: longer ones
+	// are counted (OverLong) and spread over maxSpan. Decoders already
+	// cap the spans they report at this.
+	maxSpan = 10 * time.Minute
+	// futureSlack is how far past the current tick a record may end
+	// before it counts as future-dated.
+	futureSlack = time.Second
+	// minWeight is the weight under which a backdated record adds
+	// nothing the rates could show: it is counted as late.
+	minWeight = 1e-4
 )
 
 // Traffic classes counted per host.
@@ -111,8 +120,16 @@ type hostgroup struct {
 	dir      [2]dirLimits
 	tau      time.Duration
 	baseline time.Duration
-	// Written by the tick before hosts are updated.
+	// lnq is ln of the EWMA's decay over one nominal tick, −tick/tau:
+	// the weight of a count backdated j ticks is e^(j·lnq). z is the
+	// normal quantile of the detection confidence. Both are fixed when
+	// the policy is published (ingestion reads them).
+	lnq, z float64
+	// Written by the tick before hosts are updated: the EWMA weights of
+	// this tick, and kvar, which turns the smoothed variance rate into
+	// the variance of the smoothed rate.
 	alpha, beta float32
+	kvar        float64
 	prefixes    []*prefixEntry
 }
 
@@ -146,13 +163,17 @@ func compileDir(t policies.Threshold) dirLimits {
 	return d
 }
 
-// counters are one tick's counts. Class counts saturate rather than wrap.
+// counters are one tick's counts. Packets and bytes are weighted (a
+// backdated flow record counts with the weight its past traffic has in the
+// EWMA), hence fractional. vpkts sums packets × sampling rate: the variance
+// of the packet count, as each sampled packet stands for Sampling packets.
 type counters struct {
-	pkts   uint32
+	pkts   float32
 	flows  uint32
-	bytes  uint64
-	cpkts  [numClasses - 1]uint32 // by class, clsTotal excluded
-	cbytes [numClasses - 1]uint32
+	bytes  float32
+	vpkts  float32
+	cpkts  [numClasses - 1]float32 // by class, clsTotal excluded
+	cbytes [numClasses - 1]float32
 }
 
 func sat32(a uint32, b uint64) uint32 {
@@ -162,23 +183,25 @@ func sat32(a uint32, b uint64) uint32 {
 	return math.MaxUint32
 }
 
-func (c *counters) add(mask uint8, pkts, bytes uint64) {
-	c.pkts = sat32(c.pkts, pkts)
+func (c *counters) add(mask uint8, pkts, bytes, v float32) {
+	c.pkts += pkts
 	c.bytes += bytes
+	c.vpkts += v
 	for k := clsTCP; k < numClasses; k++ {
 		if mask&(1<<k) != 0 {
-			c.cpkts[k-1] = sat32(c.cpkts[k-1], pkts)
-			c.cbytes[k-1] = sat32(c.cbytes[k-1], bytes)
+			c.cpkts[k-1] += pkts
+			c.cbytes[k-1] += bytes
 		}
 	}
 }
 
 func (c *counters) addCounters(o *counters) {
-	c.pkts = sat32(c.pkts, uint64(o.pkts))
+	c.pkts += o.pkts
 	c.bytes += o.bytes
+	c.vpkts += o.vpkts
 	for k := range o.cpkts {
-		c.cpkts[k] = sat32(c.cpkts[k], uint64(o.cpkts[k]))
-		c.cbytes[k] = sat32(c.cbytes[k], uint64(o.cbytes[k]))
+		c.cpkts[k] += o.cpkts[k]
+		c.cbytes[k] += o.cbytes[k]
 	}
 	c.flows = sat32(c.flows, uint64(o.flows))
 }
@@ -214,9 +237,15 @@ func classMask(r *sources.Record) uint8 {
 type rates struct {
 	pps, bps [numClasses]float32
 	flows    float32
+	// v is the smoothed variance rate: packets × sampling per second.
+	v float32
 }
 
 func (r *rates) update(c *counters, secs float64, alpha float32) {
+	r.v += alpha * (float32(float64(c.vpkts)/secs) - r.v)
+	if r.v < 0.01 {
+		r.v = 0
+	}
 	for k := clsTotal; k < numClasses; k++ {
 		p, b := c.class(k)
 		r.pps[k] += alpha * (float32(p/secs) - r.pps[k])
@@ -241,14 +270,6 @@ func (r *rates) value(l *limit) float64 {
 	return float64(r.pps[l.class])
 }
 
-// spreadSlot carries the counts of flow records longer than a tick into
-// the ticks that follow, at the record's own rate, until end.
-type spreadSlot struct {
-	pkts, bytes float32 // per tick
-	end         uint32  // tick number; 0 when free
-	mask        uint8
-}
-
 // host holds one host's counters in one direction: 192 bytes in a slab
 // chunk, plus 8 to 21 in the index.
 type host struct {
@@ -262,9 +283,8 @@ type host struct {
 	r       rates
 	basePPS float32
 	baseBPS float32
-	spread  [2]spreadSlot
 	quiet   uint16 // ticks without traffic (saturating)
-	_       [6]byte
+	_       [38]byte
 }
 
 // hostSize keeps host a multiple of the cache line (checked by a test).
@@ -328,7 +348,9 @@ type Stats struct {
 	Sketches     int           // hosts whose traffic shape is tracked
 	LastTick     time.Duration // how long the last tick took
 	FlowSetFull  uint64        // records counted as new flows because a flow set was full
-	SpreadMerged uint64        // long records counted in one tick for lack of a spread slot
+	Late         uint64        // flow records so old that their backdated weight is nil
+	FutureDated  uint64        // flow records that ended after the current tick, moved to end now
+	OverLong     uint64        // flow records spanning more than 10 minutes
 }
 
 // Engine counts traffic per monitored host and reports attacks.
@@ -340,11 +362,13 @@ type Engine struct {
 
 	state  atomic.Pointer[tableState]
 	shards [numShards]shard
-	tickNo atomic.Uint32
+	// tickStart is when the tick being counted began (Unix ns; 0 before
+	// the first tick): flow records are backdated from it.
+	tickStart atomic.Int64
 
 	hosts, sketches, attacks               atomic.Int64
 	records, monitored, refused, evictions atomic.Uint64
-	spreadMerged, lastTickNanos            atomic.Uint64
+	late, futureDated, overLong, lastTickNanos atomic.Uint64
 	nextID                                 atomic.Uint64
 
 	// Owned by the tick.
@@ -385,13 +409,14 @@ type tableState struct {
 // sharedCounters are counters that ingest goroutines add to without a
 // lock. They are only used for refused hosts, off the hot path.
 type sharedCounters struct {
-	pkts, bytes, flows atomic.Uint64
-	cpkts, cbytes      [numClasses - 1]atomic.Uint64
+	pkts, bytes, flows, vpkts atomic.Uint64
+	cpkts, cbytes             [numClasses - 1]atomic.Uint64
 }
 
-func (c *sharedCounters) add(mask uint8, pkts, bytes uint64, newFlow bool) {
+func (c *sharedCounters) add(mask uint8, pkts, bytes, v uint64, newFlow bool) {
 	c.pkts.Add(pkts)
 	c.bytes.Add(bytes)
+	c.vpkts.Add(v)
 	if newFlow {
 		c.flows.Add(1)
 	}
@@ -405,13 +430,14 @@ func (c *sharedCounters) add(mask uint8, pkts, bytes uint64, newFlow bool) {
 
 // drainTo adds the counts to c and zeroes them.
 func (c *sharedCounters) drainTo(o *counters) {
-	sat := func(a uint32, v *atomic.Uint64) uint32 { return sat32(a, v.Swap(0)) }
-	o.pkts = sat(o.pkts, &c.pkts)
-	o.bytes += c.bytes.Swap(0)
-	o.flows = sat(o.flows, &c.flows)
+	f := func(v *atomic.Uint64) float32 { return float32(v.Swap(0)) }
+	o.pkts += f(&c.pkts)
+	o.bytes += f(&c.bytes)
+	o.vpkts += f(&c.vpkts)
+	o.flows = sat32(o.flows, c.flows.Swap(0))
 	for k := range c.cpkts {
-		o.cpkts[k] = sat(o.cpkts[k], &c.cpkts[k])
-		o.cbytes[k] = sat(o.cbytes[k], &c.cbytes[k])
+		o.cpkts[k] += f(&c.cpkts[k])
+		o.cbytes[k] += f(&c.cbytes[k])
 	}
 }
 
@@ -635,7 +661,6 @@ func New(cfg Config, pol *policies.Policy, logger hclog.Logger) (*Engine, error)
 		}
 		e.shards[i].flows = make([]uint64, flowSetSize)
 	}
-	e.tickNo.Store(1)
 	e.SetPolicy(pol)
 	return e, nil
 }
@@ -653,7 +678,8 @@ func (e *Engine) SetPolicy(pol *policies.Policy) {
 	}
 	st := &tableState{gen: gen, table: new(bart.Table[*prefixEntry])}
 	for i, hg := range pol.Hostgroups {
-		g := &hostgroup{name: hg.Name, idx: i, tau: hg.EWMA, baseline: hg.Baseline}
+		g := &hostgroup{name: hg.Name, idx: i, tau: hg.EWMA, baseline: hg.Baseline,
+			lnq: -e.cfg.Tick.Seconds() / hg.EWMA.Seconds(), z: confidenceZ(pol.Detection.Confidence)}
 		g.dir[Incoming] = compileDir(hg.Incoming)
 		g.dir[Outgoing] = compileDir(hg.Outgoing)
 		st.groups = append(st.groups, g)
@@ -675,7 +701,7 @@ func (e *Engine) Events() <-chan Event { return e.events }
 // not allocate for hosts already tracked.
 func (e *Engine) Ingest(batch []sources.Record) {
 	st := e.state.Load()
-	tick := e.tickNo.Load()
+	now := e.tickStart.Load()
 	// Records are counted in chunks grouped by shard, so that each shard
 	// lock is taken once per chunk rather than once per record, and the
 	// memory accesses of one shard's records can overlap.
@@ -720,7 +746,7 @@ func (e *Engine) Ingest(batch []sources.Record) {
 			if lo == hi {
 				continue
 			}
-			e.countGroup(&e.shards[sh], items, order[lo:hi], chunk, tick, st)
+			e.countGroup(&e.shards[sh], items, order[lo:hi], chunk, now, st)
 		}
 	}
 	e.records.Add(uint64(len(batch)))
@@ -734,7 +760,7 @@ func (e *Engine) Ingest(batch []sources.Record) {
 // each key's home (and the flow's slot in the distinct-flow set), then the
 // host it points to (most keys are at home), then a full lookup or an
 // insert for the rest; then it counts.
-func (e *Engine) countGroup(s *shard, items *[2 * ingestChunk]work, group []uint16, chunk []sources.Record, tick uint32, st *tableState) {
+func (e *Engine) countGroup(s *shard, items *[2 * ingestChunk]work, group []uint16, chunk []sources.Record, now int64, st *tableState) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	room := s.nflows < len(s.flows)*3/4
@@ -771,7 +797,7 @@ func (e *Engine) countGroup(s *shard, items *[2 * ingestChunk]work, group []uint
 	}
 	for _, o := range group {
 		w := &items[o]
-		e.count(s, w, &chunk[w.rec], tick, st)
+		e.count(s, w, &chunk[w.rec], now, st)
 	}
 }
 
@@ -845,8 +871,10 @@ func (e *Engine) prepare(i int, dir Direction, key addrKey, pe *prefixEntry) wor
 	return work{key: key, hash: h, pe: pe, rec: int32(i), dir: dir, shard: uint8(h % numShards)}
 }
 
-// count adds one record to a host of s, whose lock the caller holds.
-func (e *Engine) count(s *shard, w *work, r *sources.Record, tick uint32, st *tableState) {
+// count adds one record to a host of s, whose lock the caller holds. now
+// is the start of the tick being counted (Unix nanoseconds; 0 before the
+// first tick).
+func (e *Engine) count(s *shard, w *work, r *sources.Record, now int64, st *tableState) {
 	remote := r.Src
 	if w.dir == Outgoing {
 		remote = r.Dst
@@ -854,24 +882,73 @@ func (e *Engine) count(s *shard, w *work, r *sources.Record, tick uint32, st *ta
 	mask := classMask(r)
 	newFlow := s.addFlow(e, w, r)
 	h := w.h
-	pkts, bytes := r.Packets, r.Bytes
+	v := r.Packets * uint64(max(r.Sampling, 1))
 	if h == nil {
 		// Still counted in the hostgroup's total; the tick adds the
 		// tracked hosts' counts to it.
 		e.refused.Add(1)
-		st.overflowFor(w.pe, w.dir).add(mask, pkts, bytes, newFlow)
+		st.overflowFor(w.pe, w.dir).add(mask, r.Packets, r.Bytes, v, newFlow)
 		return
 	}
-	if d := time.Duration(r.End - r.Start); d > e.cfg.Tick && d <= maxSpread {
-		pkts, bytes = e.spread(h, mask, r, d, tick)
+	wt := 1.0
+	if r.End > r.Start && now != 0 {
+		wt = e.backdate(w.pe.group.lnq, r.Start, r.End, now)
+		if wt < minWeight {
+			e.late.Add(1)
+			return
+		}
 	}
-	h.cur.add(mask, pkts, bytes)
+	h.cur.add(mask, float32(float64(r.Packets)*wt), float32(float64(r.Bytes)*wt), float32(float64(v)*wt))
 	if newFlow {
 		h.cur.flows++
 	}
 	if sk := h.sk(); sk != nil {
 		sk.add(r, remote, float64(r.Packets))
 	}
+}
+
+// backdate returns the weight of a flow record that spans [start, end]
+// (Unix nanoseconds) in the tick that began at now: the mean, over its
+// span, of the weight its traffic would have had in the EWMA had it been
+// counted as it happened. Traffic in the current tick weighs 1; traffic j
+// ticks back weighs q^j, q = e^lnq, as the tick's update would have
+// decayed it. So a record adds what its packets would have added, spread
+// evenly over its span: never more than its own rate, however many
+// records of one host overlap. A record that ends in the future is moved
+// to end now (FutureDated); one longer than maxSpan keeps its rate but is
+// taken over its last maxSpan (OverLong).
+func (e *Engine) backdate(lnq float64, start, end, now int64) float64 {
+	tickNs := float64(e.cfg.Tick)
+	span := end - start
+	if span > int64(maxSpan) {
+		e.overLong.Add(1)
+	}
+	if limit := now + int64(e.cfg.Tick) + int64(futureSlack); end > limit {
+		e.futureDated.Add(1)
+		end = now + int64(e.cfg.Tick)
+		start = end - span
+	}
+	if start >= now {
+		return 1
+	}
+	// In ticks before now: the record covers (ub, ua].
+	ua := float64(now-start) / tickNs
+	ub := max(0, float64(now-end)/tickNs)
+	cur := max(0, float64(end-now)/tickNs) // the part in this tick
+	return (pastWeight(ua, lnq) - pastWeight(ub, lnq) + cur) / (ua - ub + cur)
+}
+
+// pastWeight is the integral over (0, u] ticks back of the weight a count
+// has there: q^j in the j-th tick back (q = e^lnq, j = ⌈v⌉). With n = ⌊u⌋
+// and f = u − n: q(1−q^n)/(1−q) + f·q^(n+1).
+func pastWeight(u, lnq float64) float64 {
+	if u <= 0 {
+		return 0
+	}
+	n := math.Floor(u)
+	q := math.Exp(lnq)
+	qn := math.Exp(n * lnq)
+	return q*(1-qn)/(1-q) + (u-n)*qn*q
 }
 
 // resizeFlows empties the distinct-flow set for the next tick, doubling it
@@ -912,39 +989,6 @@ func (s *shard) addFlow(e *Engine, w *work, r *sources.Record) bool {
 			return true
 		}
 	}
-}
-
-// spread puts a record that lasted d into the current and following
-// ticks at its own rate, and returns this tick's part. It keeps two slots
-// per host; when neither fits, the record's rate is counted for one tick
-// only and the rest is dropped (counted in SpreadMerged).
-func (e *Engine) spread(h *host, mask uint8, r *sources.Record, d time.Duration, tick uint32) (uint64, uint64) {
-	ticks := uint32((d + e.cfg.Tick - 1) / e.cfg.Tick)
-	per := float64(e.cfg.Tick) / float64(d)
-	pp, pb := float32(float64(r.Packets)*per), float32(float64(r.Bytes)*per)
-	end := tick + ticks
-	for i := range h.spread {
-		sl := &h.spread[i]
-		if sl.end != 0 && sl.end <= tick {
-			*sl = spreadSlot{}
-		}
-		if sl.end == 0 || (sl.mask == mask && absDiff(sl.end, end) <= ticks/4+1) {
-			sl.pkts += pp
-			sl.bytes += pb
-			sl.mask = mask
-			sl.end = max(sl.end, end)
-			return uint64(pp), uint64(pb)
-		}
-	}
-	e.spreadMerged.Add(1)
-	return uint64(pp), uint64(pb)
-}
-
-func absDiff(a, b uint32) uint32 {
-	if a > b {
-		return a - b
-	}
-	return b - a
 }
 
 // Start runs the tick loop until ctx is done or Stop is called.
@@ -1002,9 +1046,12 @@ func (e *Engine) tick(ctx context.Context, now time.Time) {
 	st := e.state.Load()
 	for _, g := range st.groups {
 		g.alpha = float32(1 - math.Exp(-secs/g.tau.Seconds()))
+		// Var(EWMA) = Σ α²(1−α)^2j·Var(count)/secs² = α/((2−α)·secs) ×
+		// the smoothed variance rate.
+		g.kvar = float64(g.alpha) / ((2 - float64(g.alpha)) * secs)
 		g.beta = float32(1 - math.Exp(-secs/g.baseline.Seconds()))
 	}
-	tick := e.tickNo.Add(1) - 1 // the tick that just ended
+	e.tickStart.Store(now.UnixNano())
 	idle := uint16(min(e.cfg.IdleTime/e.cfg.Tick, math.MaxUint16-1))
 	if cap(e.totals) < len(st.prefixes) {
 		e.totals = make([][2]counters, len(st.prefixes))
@@ -1031,7 +1078,7 @@ func (e *Engine) tick(ctx context.Context, now time.Time) {
 				if h.entry.gen == st.gen && h.cur != (counters{}) {
 					totals[h.entry.idx][d].addCounters(&h.cur)
 				}
-				if ev, ok := e.update(k, h, now, secs, tick); ok {
+				if ev, ok := e.update(k, h, now, secs); ok {
 					events = append(events, ev)
 				}
 				if h.quiet > idle && h.atk() == nil {
@@ -1078,7 +1125,7 @@ func (e *Engine) rehome(h *host, k Host, st *tableState) bool {
 
 // update advances one host by one tick and reports an event if the host's
 // attack state changed.
-func (e *Engine) update(k Host, h *host, now time.Time, secs float64, tick uint32) (Event, bool) {
+func (e *Engine) update(k Host, h *host, now time.Time, secs float64) (Event, bool) {
 	g := h.entry.group
 	h.r.update(&h.cur, secs, g.alpha)
 	total := h.cur.pkts
@@ -1092,16 +1139,6 @@ func (e *Engine) update(k Host, h *host, now time.Time, secs float64, tick uint3
 		h.baseBPS += g.beta * (float32(float64(h.cur.bytes)*8/secs) - h.baseBPS)
 	}
 	h.cur = counters{}
-	// Long flow records go on into the tick about to start.
-	for i := range h.spread {
-		if sl := &h.spread[i]; sl.end != 0 {
-			if tick+1 < sl.end {
-				h.cur.add(sl.mask, uint64(sl.pkts), uint64(sl.bytes))
-			} else {
-				*sl = spreadSlot{}
-			}
-		}
-	}
 	if h.sk() != nil {
 		h.sk().decay()
 	}
@@ -1110,18 +1147,17 @@ func (e *Engine) update(k Host, h *host, now time.Time, secs float64, tick uint3
 	if !lim.enabled() {
 		return Event{}, false
 	}
-	cr := hostRatio(lim, &h.r, h.basePPS, h.baseBPS)
-	ratio := cr.ratio
+	cr := hostRatio(lim, &h.r, h.basePPS, h.baseBPS, g.kvar, g.z)
 	if h.atk() == nil {
 		switch {
-		case ratio > suspectRatio && h.sk() == nil && e.sketches.Load() < int64(e.cfg.MaxSketches):
+		case cr.point > suspectRatio && h.sk() == nil && e.sketches.Load() < int64(e.cfg.MaxSketches):
 			h.setSketch(newSketch())
 			e.sketches.Add(1)
-		case ratio < calmRatio && h.sk() != nil:
+		case cr.point < calmRatio && h.sk() != nil:
 			h.setSketch(nil)
 			e.sketches.Add(-1)
 		}
-		if ratio <= 1 {
+		if cr.ratio <= 1 {
 			return Event{}, false
 		}
 		if h.sk() != nil && h.sk().fresh {
@@ -1155,7 +1191,7 @@ func (e *Engine) update(k Host, h *host, now time.Time, secs float64, tick uint3
 	if h.sk() != nil {
 		h.sk().fill(&a.sig)
 	}
-	if ratio >= e.cfg.EndRatio {
+	if cr.point >= e.cfg.EndRatio {
 		a.belowSince = time.Time{}
 		if now.Sub(a.lastUpdate) >= e.cfg.UpdateEvery && material(&a.reported, &a.sig) {
 			a.lastUpdate, a.reported = now, a.sig
@@ -1180,32 +1216,93 @@ func (e *Engine) update(k Host, h *host, now time.Time, secs float64, tick uint3
 	return Event{Kind: AttackEnded, At: now, Signature: a.sig}, true
 }
 
-// crossing is the limit closest to (or furthest past) its value.
+// crossing is the limit that a host (or hostgroup) is surest to be over:
+// the one whose lower confidence bound is highest against its value.
 type crossing struct {
-	ratio       float64
+	// ratio is the lower confidence bound of the rate over the limit: an
+	// attack starts when it passes 1.
+	ratio float64
+	// point is the highest rate/limit ratio of the estimates alone,
+	// whatever the confidence: it decides when a sketch starts and when
+	// an attack ends.
+	point       float64
 	name        string
 	value, lim  float64
+	lower       float64 // the rate's lower confidence bound
 	base, floor float64 // relative limits only
 	factor      float64
 }
 
 func (c *crossing) reason() string {
-	if c.factor > 0 {
-		return fmt.Sprintf("%s %.0f > %.0f (%.1f× baseline %.0f, floor %.0f)", c.name, c.value, c.lim, c.factor, c.base, c.floor)
+	sure := ""
+	if c.lower < c.value*0.995 {
+		sure = fmt.Sprintf(" (at least %.0f at the detection confidence)", c.lower)
 	}
-	return fmt.Sprintf("%s %.0f > %.0f", c.name, c.value, c.lim)
+	if c.factor > 0 {
+		return fmt.Sprintf("%s %.0f > %.0f%s (%.1f× baseline %.0f, floor %.0f)", c.name, c.value, c.lim, sure, c.factor, c.base, c.floor)
+	}
+	return fmt.Sprintf("%s %.0f > %.0f%s", c.name, c.value, c.lim, sure)
 }
 
-// hostRatio returns the highest rate/limit ratio of a host and which
-// limit it is. It does not allocate.
-func hostRatio(lim *dirLimits, r *rates, basePPS, baseBPS float32) crossing {
+// confidenceZ is the one-sided normal quantile of a confidence level.
+func confidenceZ(c float64) float64 {
+	if c <= 0 {
+		c = policies.DefaultConfidence
+	}
+	return math.Sqrt2 * math.Erfinv(2*c-1)
+}
+
+// lowerBound is a lower confidence bound for a rate estimated from neff
+// effective Poisson samples: the Wilson–Hilferty form of the Poisson
+// bound, rate·(1 − 1/(9n) − z/(3√n))³, which holds for small counts too.
+// An estimate without sampling noise (neff infinite) is its own bound.
+func lowerBound(rate, neff, z float64) float64 {
+	if rate <= 0 || neff <= 0 {
+		return 0
+	}
+	if math.IsInf(neff, 1) || z <= 0 {
+		return rate
+	}
+	f := 1 - 1/(9*neff) - z/(3*math.Sqrt(neff))
+	if f <= 0 {
+		return 0
+	}
+	return rate * f * f * f
+}
+
+// hostRatio returns the limit a host is surest to be over, with the lower
+// confidence bound of its rate. kvar·r.v is the variance of the smoothed
+// packet rate; a class's share of it follows its share of packets, a
+// byte rate has the effective samples of its packet rate, and distinct
+// flows are counted one by one. It does not allocate.
+func hostRatio(lim *dirLimits, r *rates, basePPS, baseBPS float32, kvar, z float64) crossing {
 	var best crossing
+	varTotal := kvar * float64(r.v)
+	total := float64(r.pps[clsTotal])
+	neffOf := func(k class) float64 {
+		if varTotal <= 0 {
+			return math.Inf(1)
+		}
+		return float64(r.pps[k]) * total / varTotal
+	}
+	consider := func(v, limit, neff float64, c crossing) {
+		lo := lowerBound(v, neff, z)
+		best.point = max(best.point, v/limit)
+		if q := lo / limit; q > best.ratio || best.name == "" {
+			c.ratio, c.value, c.lim, c.lower, c.point = q, v, limit, lo, best.point
+			best = c
+		}
+	}
 	for i := range lim.host {
 		l := &lim.host[i]
-		v := r.value(l)
-		if q := v / l.value; q > best.ratio {
-			best = crossing{ratio: q, name: l.name, value: v, lim: l.value}
+		neff := neffOf(l.class)
+		if l.unit == unitFlows {
+			neff = math.Inf(1)
+			if kvar > 0 {
+				neff = float64(r.flows) / kvar
+			}
 		}
+		consider(r.value(l), l.value, neff, crossing{name: l.name})
 	}
 	if rel := lim.relative; rel.Factor > 0 {
 		check := func(v, base float64, floor uint64, name string) {
@@ -1213,9 +1310,7 @@ func hostRatio(lim *dirLimits, r *rates, basePPS, baseBPS float32) crossing {
 				return
 			}
 			limit := max(rel.Factor*base, float64(floor))
-			if q := v / limit; q > best.ratio {
-				best = crossing{ratio: q, name: name, value: v, lim: limit, base: base, floor: float64(floor), factor: rel.Factor}
-			}
+			consider(v, limit, neffOf(clsTotal), crossing{name: name, base: base, floor: float64(floor), factor: rel.Factor})
 		}
 		check(float64(r.pps[clsTotal]), float64(basePPS), rel.FloorPPS, "relative_pps")
 		check(float64(r.bps[clsTotal]), float64(baseBPS), rel.FloorBPS, "relative_bps")
@@ -1258,7 +1353,7 @@ func (e *Engine) tickGroups(st *tableState, totals [][2]counters, now time.Time,
 			}
 			var sum counters
 			var top *prefixEntry
-			var topPkts uint32
+			var topPkts float32
 			for _, pe := range g.prefixes {
 				c := &totals[pe.idx][dir]
 				sum.addCounters(c)
@@ -1273,7 +1368,7 @@ func (e *Engine) tickGroups(st *tableState, totals [][2]counters, now time.Time,
 				e.groups[key] = gs
 			}
 			gs.r.update(&sum, secs, g.alpha)
-			cr := hostRatio(&dirLimits{host: lim.group}, &gs.r, 0, 0)
+			cr := hostRatio(&dirLimits{host: lim.group}, &gs.r, 0, 0, g.kvar, g.z)
 			if ev, ok := e.groupTransition(gs, g, dir, top, cr, now); ok {
 				events = append(events, ev)
 			}
@@ -1283,9 +1378,8 @@ func (e *Engine) tickGroups(st *tableState, totals [][2]counters, now time.Time,
 }
 
 func (e *Engine) groupTransition(gs *groupState, g *hostgroup, dir Direction, top *prefixEntry, cr crossing, now time.Time) (Event, bool) {
-	ratio := cr.ratio
 	if gs.attack == nil {
-		if ratio <= 1 || top == nil {
+		if cr.ratio <= 1 || top == nil {
 			return Event{}, false
 		}
 		metric, reason := cr.name, cr.reason()
@@ -1301,7 +1395,7 @@ func (e *Engine) groupTransition(gs *groupState, g *hostgroup, dir Direction, to
 	}
 	a := gs.attack
 	fillRates(&a.sig, &gs.r)
-	if ratio >= e.cfg.EndRatio {
+	if cr.point >= e.cfg.EndRatio {
 		a.belowSince = time.Time{}
 		return Event{}, false
 	}
@@ -1329,7 +1423,9 @@ func (e *Engine) Stats() Stats {
 		Sketches:     int(e.sketches.Load()),
 		LastTick:     time.Duration(e.lastTickNanos.Load()),
 		FlowSetFull:  e.flowSetFull(),
-		SpreadMerged: e.spreadMerged.Load(),
+		Late:         e.late.Load(),
+		FutureDated:  e.futureDated.Load(),
+		OverLong:     e.overLong.Load(),
 	}
 }
 

@@ -138,7 +138,7 @@ func (c *compiler) compileLog(b *logBlock) {
 }
 
 func (c *compiler) compileDetection(b *detectionBlock) {
-	c.pol.Detection = Detection{Tick: DefaultTick}
+	c.pol.Detection = Detection{Tick: DefaultTick, Confidence: DefaultConfidence}
 	if b == nil {
 		return
 	}
@@ -147,6 +147,12 @@ func (c *compiler) compileDetection(b *detectionBlock) {
 			c.errorf(rng, "Invalid tick", "tick %s is out of range; write a duration from 100ms to 1m, such as \"1s\"", d)
 		}
 		c.pol.Detection.Tick = d
+	}
+	if v, rng, ok := c.number(b.Confidence); ok {
+		if !(v >= 0.5 && v <= 0.999999) {
+			c.errorf(rng, "Invalid confidence", "confidence %g is out of range; write a probability from 0.5 to 0.999999, such as 0.999", v)
+		}
+		c.pol.Detection.Confidence = v
 	}
 }
 

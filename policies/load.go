@@ -20,17 +20,20 @@ const (
 	// traffic, so it is seen at the second 200 ms tick (0.4 s), while a
 	// burst at 2× lasting 1 s peaks at 2·(1−e^(−1/1.6)) = 0.93 of the
 	// threshold and never triggers.
-	DefaultTick      = 200 * time.Millisecond
-	MinTick          = 100 * time.Millisecond
-	DefaultEWMA      = 1600 * time.Millisecond
-	DefaultBaseline  = 15 * time.Minute
-	DefaultDuration  = 10 * time.Minute
-	DefaultMaxRules  = 100
-	DefaultMaxActive = 10000
-	DefaultCoverage  = 0.9
-	DefaultStateFile = "floodgate.db"
-	DefaultBGPPort   = 179
-	DefaultAPISocket = "/run/floodgate/api.sock"
+	DefaultTick     = 200 * time.Millisecond
+	MinTick         = 100 * time.Millisecond
+	DefaultEWMA     = 1600 * time.Millisecond
+	DefaultBaseline = 15 * time.Minute
+	// DefaultConfidence is the detection confidence: one-sided 99.9 %,
+	// z = 3.09.
+	DefaultConfidence = 0.999
+	DefaultDuration   = 10 * time.Minute
+	DefaultMaxRules   = 100
+	DefaultMaxActive  = 10000
+	DefaultCoverage   = 0.9
+	DefaultStateFile  = "floodgate.db"
+	DefaultBGPPort    = 179
+	DefaultAPISocket  = "/run/floodgate/api.sock"
 )
 
 // Error is a list of configuration errors, each with its position.

@@ -120,6 +120,12 @@ type Detection struct {
 	// Tick is how often counters become rates. Default 250ms, at
 	// least 100ms.
 	Tick time.Duration
+	// Confidence is how sure detection must be that a rate is over its
+	// limit before it declares an attack: the lower confidence bound of
+	// the smoothed rate, given how many samples or records it rests on,
+	// must pass the limit. Default DefaultConfidence; from 0.5 (the
+	// estimate alone) to 0.999999.
+	Confidence float64
 }
 
 // Listener is one flow listener.

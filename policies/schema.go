@@ -25,8 +25,9 @@ type logBlock struct {
 }
 
 type detectionBlock struct {
-	Tick      hcl.Expression `hcl:"tick"`
-	DeclRange hcl.Range      `hcl:",def_range"`
+	Tick       hcl.Expression `hcl:"tick"`
+	Confidence hcl.Expression `hcl:"confidence"`
+	DeclRange  hcl.Range      `hcl:",def_range"`
 }
 
 type sourcesBlock struct {

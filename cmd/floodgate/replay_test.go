@@ -114,10 +114,12 @@ func TestReplay(t *testing.T) {
 	if len(res.Attacks) != 1 || len(res.Actions) != 2 {
 		t.Fatalf("result %+v", res)
 	}
-	// Detected within half a second of the attack's start, withdrawn after
+	// Detected within a second of the attack's start (sampled 1:100, the
+	// estimate must pass the limit at the detection confidence, which
+	// takes a tick or two more than the estimate alone), withdrawn after
 	// the response's duration once the attack ended.
 	start := res.First.Add(2 * time.Second)
-	if d := res.Attacks[0].Signature.Started.Sub(start); d < 0 || d > 500*time.Millisecond {
+	if d := res.Attacks[0].Signature.Started.Sub(start); d < 0 || d > time.Second {
 		t.Errorf("attack detected %s after it began", d)
 	}
 	if d := res.Actions[1].At.Sub(res.Actions[0].At); d < 30*time.Second {

@@ -1,0 +1,279 @@
+package detect
+
+import (
+	"math"
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/floodgate-ddos/floodgate/policies"
+	"github.com/floodgate-ddos/floodgate/sources"
+)
+
+// TestBackdatingMatchesReference is a property test of flow record
+// counting: for random streams of records (spans from 0 to 60 s, any
+// number overlapping, arriving up to 3 s late), the host's smoothed rate
+// equals, within float32 rounding, the EWMA of the traffic the records
+// describe, each spread evenly over its span and weighted where it
+// happened, computed here by brute force tick by tick.
+func TestBackdatingMatchesReference(t *testing.T) {
+	const ticks, offset = 400, 1000 // offset: ticks kept before the first
+	alpha := 1 - math.Exp(-tick.Seconds()/policies.DefaultEWMA.Seconds())
+	q := 1 - alpha
+	T := int64(tick)
+	for trial := range 12 {
+		rng := rand.New(rand.NewPCG(uint64(trial), 7))
+		c := newClock(newEngine(t, testPolicy(policies.DefaultEWMA, pps(1e12))))
+		c.step(nil)
+		base := c.now.UnixNano() // the start of tick 0, counted next
+		traffic := make([]float64, offset+ticks)
+		spans := []time.Duration{0, 50 * time.Millisecond, time.Second, 5 * time.Second, time.Minute}
+		for k := range ticks {
+			var batch []sources.Record
+			for range rng.IntN(6) {
+				span := int64(float64(spans[rng.IntN(len(spans))]) * (0.5 + rng.Float64()))
+				end := base + int64(k)*T + rng.Int64N(T)
+				if rng.IntN(3) == 0 {
+					end -= rng.Int64N(int64(3 * time.Second))
+				}
+				pkts := 1 + rng.Uint64N(20000)
+				batch = append(batch, sources.Record{Src: netip.AddrFrom4([4]byte{198, 51, 100, byte(rng.IntN(250))}), Dst: victim,
+					Proto: 17, Packets: pkts, Bytes: pkts * 500, Length: 500, Sampling: 1, Start: end - span, End: end})
+				if span == 0 { // a sample: counted in the tick it arrives
+					traffic[offset+k] += float64(pkts)
+					continue
+				}
+				// Brute force: the record's packets, tick by tick.
+				for m := (end-span-base)/T - 1; m <= (end-base)/T; m++ {
+					lo, hi := max(end-span, base+m*T), min(end, base+(m+1)*T)
+					if hi > lo && offset+m >= 0 {
+						traffic[offset+m] += float64(pkts) * float64(hi-lo) / float64(span)
+					}
+				}
+			}
+			c.step(batch)
+			want := 0.0
+			for m := 0; m <= offset+k; m++ {
+				want += alpha * traffic[m] / tick.Seconds() * math.Pow(q, float64(offset+k-m))
+			}
+			got, _ := c.e.Rates(Host{victim, Incoming})
+			if d := math.Abs(got.PPS - want); d > 1+want*2e-3 {
+				t.Fatalf("trial %d tick %d: %.1f pps, the reference says %.1f", trial, k, got.PPS, want)
+			}
+		}
+	}
+}
+
+// steadyRecords returns a host's traffic at rate pps as one tick's flow
+// records of flows of the given span, staggered so that every tick as
+// many end as start (a router's active timeout), each ending in this
+// tick. Sampling is applied: each record carries its sampled packets.
+func steadyRecords(rng *rand.Rand, now time.Time, dst netip.Addr, rate float64, span time.Duration, perSecond, sampling int) []sources.Record {
+	n := int(math.Round(float64(perSecond) * tick.Seconds()))
+	out := make([]sources.Record, 0, n)
+	// perSecond records a second carry the rate's packets.
+	pkts := rate / float64(perSecond)
+	for i := range n {
+		end := now.Add(time.Duration(rng.Int64N(int64(tick))))
+		sampled := poisson(rng, pkts/float64(sampling))
+		if sampled == 0 {
+			continue
+		}
+		p := uint64(sampled) * uint64(sampling)
+		out = append(out, sources.Record{Src: netip.AddrFrom4([4]byte{198, 51, byte(i >> 8), byte(i)}), Dst: dst, SrcPort: 443, DstPort: uint16(40000 + i),
+			Proto: 6, TCPFlags: 0x18, Packets: p, Bytes: p * 1000, Length: 1000, Sampling: uint32(sampling),
+			Start: end.Add(-span).UnixNano(), End: end.UnixNano()})
+	}
+	return out
+}
+
+// poisson draws a Poisson variate of mean m.
+func poisson(rng *rand.Rand, m float64) int {
+	if m > 50 {
+		return max(0, int(math.Round(m+math.Sqrt(m)*rng.NormFloat64())))
+	}
+	l, k, p := math.Exp(-m), 0, 1.0
+	for {
+		p *= rng.Float64()
+		if p <= l {
+			return k
+		}
+		k++
+	}
+}
+
+// TestOverlappingRecordsDoNotInflate is finding 1 of the detection issue:
+// a host at 2,000 pps exported as 200 records a second, each spanning 1 s,
+// read 2.0k at first and grew past its 20 kpps limit within 12 s. Now its
+// rate stays at what the records describe: never above 2,000 pps.
+func TestOverlappingRecordsDoNotInflate(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	c := newClock(newEngine(t, testPolicy(policies.DefaultEWMA, pps(20000))))
+	c.step(nil)
+	var peak, last float64
+	for range 60 * perSecond {
+		c.step(steadyRecords(rng, c.now, victim, 2000, time.Second, 200, 1))
+		r, _ := c.e.Rates(Host{victim, Incoming})
+		peak, last = max(peak, r.PPS), r.PPS
+	}
+	if len(c.evs) != 0 || peak > 2000*1.02 {
+		t.Errorf("events %v, peak %.0f pps; want none and at most 2,000", kinds(c.evs), peak)
+	}
+	// The rate a steady host of 1-s records reads: the records describe
+	// the last second only as they arrive, so the EWMA (1.6 s) of what is
+	// known is 74 % of the rate. Pinned so that the README says true.
+	if last < 2000*0.70 || last > 2000*0.78 {
+		t.Errorf("steady 1-s records read %.0f pps, want about 74 %% of 2,000", last)
+	}
+}
+
+// sampledHost plays a host at factor× its pps limit through sFlow-like
+// samples (one packet in sampling) for d and returns when the attack was
+// declared (0 if never).
+func sampledHost(t *testing.T, rng *rand.Rand, c *clock, dst netip.Addr, limit, factor float64, sampling int, d time.Duration) time.Duration {
+	t.Helper()
+	start := len(c.evs)
+	for n := 1; n <= int(d/tick); n++ {
+		samples := poisson(rng, limit*factor*tick.Seconds()/float64(sampling))
+		batch := make([]sources.Record, samples)
+		for i := range batch {
+			batch[i] = sources.Record{Src: netip.AddrFrom4([4]byte{198, 51, 100, byte(rng.IntN(250))}), Dst: dst, SrcPort: 443, DstPort: 40000,
+				Proto: 6, TCPFlags: 0x18, Packets: uint64(sampling), Bytes: uint64(sampling) * 1000, Length: 1000, Sampling: uint32(sampling)}
+		}
+		c.step(batch)
+		for _, ev := range c.evs[start:] {
+			if ev.Kind == AttackStarted && ev.Signature.Victim.Addr() == dst {
+				return time.Duration(n) * tick
+			}
+		}
+	}
+	return 0
+}
+
+// TestSampledEstimateNeedsConfidence is finding 2: at 1:1000 a host at 0.8×
+// its limit was banned after seconds on sampling noise. With the default
+// confidence, 20 host-hours at 0.8× give no ban; with the estimate alone
+// (confidence 0.5) the same traffic is banned.
+func TestSampledEstimateNeedsConfidence(t *testing.T) {
+	const limit, sampling = 20000, 1000
+	hours := 20
+	if testing.Short() {
+		hours = 2
+	}
+	run := func(confidence float64, hosts int, d time.Duration) int {
+		pol := testPolicy(policies.DefaultEWMA, pps(limit))
+		pol.Detection.Confidence = confidence
+		rng := rand.New(rand.NewPCG(5, 6))
+		bans := 0
+		for h := range hosts {
+			c := newClock(newEngine(t, pol))
+			if sampledHost(t, rng, c, netip.AddrFrom4([4]byte{203, 0, 113, byte(h)}), limit, 0.8, sampling, d) > 0 {
+				bans++
+			}
+		}
+		return bans
+	}
+	if bans := run(0.5, 5, 10*time.Minute); bans == 0 {
+		t.Errorf("without confidence, no ban in 5 host×10 min at 0.8×: the test no longer shows the noise")
+	}
+	if bans := run(0, hours, time.Hour); bans != 0 {
+		t.Errorf("%d of %d host-hours at 0.8× banned", bans, hours)
+	}
+}
+
+// TestSampledDetectionTimes: attacks through 1:1000 samples are still
+// caught, and how fast is logged (the README's table).
+func TestSampledDetectionTimes(t *testing.T) {
+	const limit = 20000
+	for _, sampling := range []int{1, 100, 1000} {
+		for _, tc := range []struct {
+			factor float64
+			within time.Duration
+		}{{1.5, 8 * time.Second}, {3, 2 * time.Second}, {5, time.Second}} {
+			rng := rand.New(rand.NewPCG(uint64(sampling), uint64(tc.factor*10)))
+			var times []time.Duration
+			for i := range 20 {
+				c := newClock(newEngine(t, testPolicy(policies.DefaultEWMA, pps(limit))))
+				d := sampledHost(t, rng, c, netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}), limit, tc.factor, sampling, 20*time.Second)
+				if d == 0 {
+					t.Fatalf("1:%d, %.1f× never detected", sampling, tc.factor)
+				}
+				times = append(times, d)
+			}
+			med := median(times)
+			t.Logf("1:%-4d %.1f× detected after median %s (max %s) of traffic, at ticks of %s", sampling, tc.factor, med, maxOf(times), tick)
+			if med > tc.within {
+				t.Errorf("1:%d, %.1f×: median %s, want within %s", sampling, tc.factor, med, tc.within)
+			}
+		}
+	}
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	for i := range s {
+		for j := i + 1; j < len(s); j++ {
+			if s[j] < s[i] {
+				s[i], s[j] = s[j], s[i]
+			}
+		}
+	}
+	return s[len(s)/2]
+}
+
+func maxOf(ds []time.Duration) time.Duration {
+	var m time.Duration
+	for _, d := range ds {
+		m = max(m, d)
+	}
+	return m
+}
+
+// TestFlowsLimitNamesTheProtocol is finding 4: floods of spoofed sources
+// caught by the flows limit must be named by the protocol their packets
+// carry, whatever limit fired.
+func TestFlowsLimitNamesTheProtocol(t *testing.T) {
+	th := policies.Threshold{Total: policies.Limits{PPS: 1_000_000, Flows: 1000}}
+	for _, tc := range []struct {
+		proto    uint8
+		frag     bool
+		dominant string
+	}{{1, false, "icmp"}, {17, true, "udp"}, {47, false, "other"}, {58, false, "icmp"}} {
+		c := newClock(newEngine(t, testPolicy(policies.DefaultEWMA, th)))
+		rng := rand.New(rand.NewPCG(9, uint64(tc.proto)))
+		dst := victim
+		if tc.proto == 58 {
+			dst = netip.MustParseAddr("2001:db8::10")
+		}
+		// Background web traffic to the victim, then a spoofed flood: a
+		// record a flow, IPFIX unsampled, 1 to 3 packets each.
+		var started *Event
+		for n := range 40 {
+			batch := steadyRecords(rng, c.now, dst, 2000, 100*time.Millisecond, 50, 1)
+			if n >= 5 {
+				for range 1000 {
+					src := netip.AddrFrom4([4]byte{byte(1 + rng.IntN(200)), byte(rng.IntN(256)), byte(rng.IntN(256)), byte(rng.IntN(256))})
+					if dst.Is6() {
+						src = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb9, 14: byte(rng.IntN(256)), 15: byte(rng.IntN(256))})
+					}
+					p := 1 + rng.Uint64N(3)
+					batch = append(batch, sources.Record{Src: src, Dst: dst, Proto: tc.proto, Fragment: tc.frag,
+						Packets: p, Bytes: p * 84, Length: 84, Sampling: 1})
+				}
+			}
+			for _, ev := range c.step(batch) {
+				if ev.Kind == AttackStarted && started == nil {
+					started = &ev
+				}
+			}
+		}
+		if started == nil {
+			t.Fatalf("proto %d: no attack", tc.proto)
+		}
+		s := &started.Signature
+		if s.Metric != "flows" || s.Dominant() != tc.dominant || Top(s.Protocols).Value != int(tc.proto) {
+			t.Errorf("proto %d: metric %s, dominant %s, top protocol %v; want flows, %s, %d", tc.proto, s.Metric, s.Dominant(), Top(s.Protocols), tc.dominant, tc.proto)
+		}
+	}
+}
