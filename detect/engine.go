@@ -339,18 +339,18 @@ type attack struct {
 
 // Stats are the engine's counters.
 type Stats struct {
-	Records      uint64        // records ingested
-	Monitored    uint64        // host-directions counted (a record can count twice)
-	Hosts        int           // host-directions tracked now
-	Refused      uint64        // counts dropped because MaxHosts was reached
-	Evicted      uint64        // idle hosts evicted
-	Attacks      int           // attacks active now (host and group)
-	Sketches     int           // hosts whose traffic shape is tracked
-	LastTick     time.Duration // how long the last tick took
-	FlowSetFull  uint64        // records counted as new flows because a flow set was full
-	Late         uint64        // flow records so old that their backdated weight is nil
-	FutureDated  uint64        // flow records that ended after the current tick, moved to end now
-	OverLong     uint64        // flow records spanning more than 10 minutes
+	Records     uint64        // records ingested
+	Monitored   uint64        // host-directions counted (a record can count twice)
+	Hosts       int           // host-directions tracked now
+	Refused     uint64        // counts dropped because MaxHosts was reached
+	Evicted     uint64        // idle hosts evicted
+	Attacks     int           // attacks active now (host and group)
+	Sketches    int           // hosts whose traffic shape is tracked
+	LastTick    time.Duration // how long the last tick took
+	FlowSetFull uint64        // records counted as new flows because a flow set was full
+	Late        uint64        // flow records so old that their backdated weight is nil
+	FutureDated uint64        // flow records that ended after the current tick, moved to end now
+	OverLong    uint64        // flow records spanning more than 10 minutes
 }
 
 // Engine counts traffic per monitored host and reports attacks.
@@ -366,10 +366,10 @@ type Engine struct {
 	// the first tick): flow records are backdated from it.
 	tickStart atomic.Int64
 
-	hosts, sketches, attacks               atomic.Int64
-	records, monitored, refused, evictions atomic.Uint64
+	hosts, sketches, attacks                   atomic.Int64
+	records, monitored, refused, evictions     atomic.Uint64
 	late, futureDated, overLong, lastTickNanos atomic.Uint64
-	nextID                                 atomic.Uint64
+	nextID                                     atomic.Uint64
 
 	// Owned by the tick.
 	last   time.Time
@@ -1414,18 +1414,18 @@ func (e *Engine) groupTransition(gs *groupState, g *hostgroup, dir Direction, to
 // Stats returns the engine's counters.
 func (e *Engine) Stats() Stats {
 	return Stats{
-		Records:      e.records.Load(),
-		Monitored:    e.monitored.Load(),
-		Hosts:        int(e.hosts.Load()),
-		Refused:      e.refused.Load(),
-		Evicted:      e.evictions.Load(),
-		Attacks:      int(e.attacks.Load()),
-		Sketches:     int(e.sketches.Load()),
-		LastTick:     time.Duration(e.lastTickNanos.Load()),
-		FlowSetFull:  e.flowSetFull(),
-		Late:         e.late.Load(),
-		FutureDated:  e.futureDated.Load(),
-		OverLong:     e.overLong.Load(),
+		Records:     e.records.Load(),
+		Monitored:   e.monitored.Load(),
+		Hosts:       int(e.hosts.Load()),
+		Refused:     e.refused.Load(),
+		Evicted:     e.evictions.Load(),
+		Attacks:     int(e.attacks.Load()),
+		Sketches:    int(e.sketches.Load()),
+		LastTick:    time.Duration(e.lastTickNanos.Load()),
+		FlowSetFull: e.flowSetFull(),
+		Late:        e.late.Load(),
+		FutureDated: e.futureDated.Load(),
+		OverLong:    e.overLong.Load(),
 	}
 }
 
