@@ -76,6 +76,12 @@ type DecoderConfig struct {
 	// field) even when exporter addresses are spoofed; a template past it
 	// is refused. Zero means DefaultMaxTemplateFields.
 	MaxTemplateFields int
+	// MaxRecordPPS and MaxRecordBPS bound the rates a flow record may
+	// imply (its packets and bits, sampling applied, over its span or at
+	// least a second); a record past either, or whose mean packet size
+	// is outside 20 to 65,535 bytes, is dropped and counted as malformed.
+	// Zero means DefaultMaxRecordPPS and DefaultMaxRecordBPS.
+	MaxRecordPPS, MaxRecordBPS float64
 }
 
 // DecoderStats counts what a Decoder saw besides records and errors.
@@ -88,6 +94,9 @@ type DecoderStats struct {
 	// ExportersDropped counts exporters whose state was dropped because
 	// the table was full or they were idle.
 	ExportersDropped uint64
+	// Implausible counts records dropped because no traffic could have
+	// made them (see DecoderConfig.MaxRecordPPS).
+	Implausible uint64
 }
 
 // exporterState is what a decoder remembers about one exporter: its
@@ -144,6 +153,12 @@ func NewDecoder(cfg DecoderConfig) *Decoder {
 	if cfg.MaxTemplateFields <= 0 {
 		cfg.MaxTemplateFields = DefaultMaxTemplateFields
 	}
+	if cfg.MaxRecordPPS <= 0 {
+		cfg.MaxRecordPPS = DefaultMaxRecordPPS
+	}
+	if cfg.MaxRecordBPS <= 0 {
+		cfg.MaxRecordBPS = DefaultMaxRecordBPS
+	}
 	return &Decoder{
 		cfg:       cfg,
 		exporters: make(map[netip.Addr]*exporterState),
@@ -171,7 +186,20 @@ func (d *Decoder) Stats() DecoderStats { return d.stats }
 // ErrUnknownTemplate can be told apart with errors.Is. NetFlow v9 and IPFIX
 // data allocate nothing; goflow2's sFlow decoder allocates per sample and
 // its v5 decoder per datagram.
+//
+// Records that no traffic could have made (see DecoderConfig.MaxRecordPPS)
+// are dropped and reported with ErrImplausible, which wraps ErrMalformed.
 func (d *Decoder) Decode(exporter netip.Addr, now time.Time, b []byte, out []sources.Record) ([]sources.Record, error) {
+	from := len(out)
+	out, err := d.decode(exporter, now, b, out)
+	out, ierr := d.dropImplausible(out, from)
+	if err == nil {
+		err = ierr
+	}
+	return out, err
+}
+
+func (d *Decoder) decode(exporter netip.Addr, now time.Time, b []byte, out []sources.Record) ([]sources.Record, error) {
 	exporter = exporter.Unmap()
 	switch d.cfg.Protocol {
 	case ProtoSFlow:
