@@ -903,7 +903,14 @@ func (e *Engine) count(s *shard, w *work, r *sources.Record, now int64, st *tabl
 		h.cur.flows++
 	}
 	if sk := h.sk(); sk != nil {
-		sk.add(r, remote, float64(r.Packets))
+		wt := float64(r.Packets)
+		if sk.byFlows {
+			wt = 0
+			if newFlow {
+				wt = 1
+			}
+		}
+		sk.add(r, remote, wt, mask)
 	}
 }
 
@@ -1151,8 +1158,13 @@ func (e *Engine) update(k Host, h *host, now time.Time, secs float64) (Event, bo
 	if h.atk() == nil {
 		switch {
 		case cr.point > suspectRatio && h.sk() == nil && e.sketches.Load() < int64(e.cfg.MaxSketches):
-			h.setSketch(newSketch())
+			h.setSketch(newSketch(cr.pointUnit == unitFlows))
 			e.sketches.Add(1)
+		case cr.ratio > 1 && h.sk() != nil && h.sk().byFlows != (cr.unit == unitFlows):
+			// The limit crossed is not the one the sketch was made
+			// for: describe the traffic that crossed it, from the
+			// next tick.
+			h.setSketch(newSketch(cr.unit == unitFlows))
 		case cr.point < calmRatio && h.sk() != nil:
 			h.setSketch(nil)
 			e.sketches.Add(-1)
@@ -1225,12 +1237,15 @@ type crossing struct {
 	// point is the highest rate/limit ratio of the estimates alone,
 	// whatever the confidence: it decides when a sketch starts and when
 	// an attack ends.
-	point       float64
-	name        string
-	value, lim  float64
-	lower       float64 // the rate's lower confidence bound
-	base, floor float64 // relative limits only
-	factor      float64
+	point float64
+	// unit is the unit of the limit named; pointUnit that of the limit
+	// with the highest point ratio.
+	unit, pointUnit unit
+	name            string
+	value, lim      float64
+	lower           float64 // the rate's lower confidence bound
+	base, floor     float64 // relative limits only
+	factor          float64
 }
 
 func (c *crossing) reason() string {
@@ -1285,9 +1300,12 @@ func hostRatio(lim *dirLimits, r *rates, basePPS, baseBPS float32, kvar, z float
 		}
 		return float64(r.pps[k]) * total / varTotal
 	}
+	pointUnit := unitPPS
 	consider := func(v, limit, neff float64, c crossing) {
 		lo := lowerBound(v, neff, z)
-		best.point = max(best.point, v/limit)
+		if v/limit > best.point {
+			best.point, pointUnit = v/limit, c.unit
+		}
 		if q := lo / limit; q > best.ratio || best.name == "" {
 			c.ratio, c.value, c.lim, c.lower, c.point = q, v, limit, lo, best.point
 			best = c
@@ -1302,7 +1320,7 @@ func hostRatio(lim *dirLimits, r *rates, basePPS, baseBPS float32, kvar, z float
 				neff = float64(r.flows) / kvar
 			}
 		}
-		consider(r.value(l), l.value, neff, crossing{name: l.name})
+		consider(r.value(l), l.value, neff, crossing{name: l.name, unit: l.unit})
 	}
 	if rel := lim.relative; rel.Factor > 0 {
 		check := func(v, base float64, floor uint64, name string) {
@@ -1315,6 +1333,7 @@ func hostRatio(lim *dirLimits, r *rates, basePPS, baseBPS float32, kvar, z float
 		check(float64(r.pps[clsTotal]), float64(basePPS), rel.FloorPPS, "relative_pps")
 		check(float64(r.bps[clsTotal]), float64(baseBPS), rel.FloorBPS, "relative_bps")
 	}
+	best.pointUnit = pointUnit
 	return best
 }
 

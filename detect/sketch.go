@@ -92,7 +92,15 @@ const (
 // sketch describes the shape of one host's traffic. It exists only while
 // the host is suspect or attacked, so its cost is paid by few hosts.
 type sketch struct {
-	fresh               bool // created this tick: has seen no full tick yet
+	fresh bool // created this tick: has seen no full tick yet
+	// byFlows weighs each new flow as 1 and each record of a flow already
+	// seen this tick as 0, instead of weighing records by their packets:
+	// a host nearest its flows limit is described by the traffic that
+	// makes its flows (a spoofed flood), not by its heaviest streams.
+	byFlows bool
+	// classes are the weights by traffic class (clsTotal unused), so that
+	// a flows-weighted sketch also gives the class shares.
+	classes             [numClasses]float64
 	packets, tcpPackets float64
 	bytes               float64
 	srcPorts, dstPorts  topK[uint16]
@@ -103,8 +111,9 @@ type sketch struct {
 	samples             []sources.Record
 }
 
-func newSketch() *sketch {
+func newSketch(byFlows bool) *sketch {
 	return &sketch{
+		byFlows:  byFlows,
 		srcPorts: newTopK[uint16](sketchPorts),
 		dstPorts: newTopK[uint16](sketchPorts),
 		protos:   newTopK[uint8](sketchProtos),
@@ -126,7 +135,15 @@ func lengthBucket(l uint16) int {
 
 // add counts r, weighted by its packets. src is the remote side of the
 // monitored host (the source for incoming traffic).
-func (s *sketch) add(r *sources.Record, remote netip.Addr, pkts float64) {
+func (s *sketch) add(r *sources.Record, remote netip.Addr, pkts float64, mask uint8) {
+	if pkts <= 0 {
+		return
+	}
+	for k := clsTCP; k < numClasses; k++ {
+		if mask&(1<<k) != 0 {
+			s.classes[k] += pkts
+		}
+	}
 	s.packets += pkts
 	s.bytes += float64(r.Bytes) * pkts / float64(max(r.Packets, 1))
 	s.protos.add(r.Proto, pkts)
@@ -161,6 +178,9 @@ func (s *sketch) decay() {
 	s.packets *= sketchDecay
 	s.tcpPackets *= sketchDecay
 	s.bytes *= sketchDecay
+	for i := range s.classes {
+		s.classes[i] *= sketchDecay
+	}
 	s.srcPorts.decay(sketchDecay)
 	s.dstPorts.decay(sketchDecay)
 	s.protos.decay(sketchDecay)
@@ -199,4 +219,10 @@ func (s *sketch) fill(sig *Signature) {
 	}
 	sig.AvgLength = s.bytes / s.packets
 	sig.Samples = slices.Clone(s.samples)
+	if s.byFlows {
+		// The class shares too are of the flows' traffic.
+		share := func(k class) float64 { return min(1, s.classes[k]/s.packets) }
+		sig.TCP, sig.TCPSYN, sig.UDP, sig.ICMP, sig.Fragment = share(clsTCP), share(clsSYN), share(clsUDP), share(clsICMP), share(clsFrag)
+		sig.Other = max(0, 1-sig.TCP-sig.UDP-sig.ICMP)
+	}
 }
