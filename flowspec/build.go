@@ -53,15 +53,16 @@ func Build(s Shape, coverage float64) Rule {
 	}
 	var cands []candidate
 
+	// The protocol component is never left out: a rule without it
+	// matches all of the victim's traffic (Check refuses such a rule).
+	// When no three protocols reach the coverage, the rule covers what
+	// they do, and nothing narrower is added.
 	protos, pShare := topSet(s.Protocols, 1-budget, 3)
-	if len(protos) > 0 {
-		cands = append(cands, candidate{1 - pShare, false, func(r *Rule) {
-			for _, p := range protos {
-				r.Protocols = append(r.Protocols, uint8(p))
-			}
-			slices.Sort(r.Protocols)
-		}})
+	for _, p := range protos {
+		r.Protocols = append(r.Protocols, uint8(p))
 	}
+	slices.Sort(r.Protocols)
+	budget = max(0, budget-(1-pShare))
 	transport := len(protos) > 0 && !slices.ContainsFunc(protos, func(p int) bool { return p != 6 && p != 17 })
 	if transport {
 		for _, side := range []struct {

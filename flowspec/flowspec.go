@@ -222,6 +222,11 @@ func Check(a *Announcement, pol *policies.Policy) (*policies.Hostgroup, error) {
 		if _, err := a.Action.ExtCommunity(); err != nil {
 			return nil, refuse(ReasonMalformed, "%v", err)
 		}
+		if len(a.Rule.Protocols) == 0 {
+			// A rule that matches every protocol to a host is a
+			// blackhole by another name: RTBH says so openly.
+			return nil, refuse(ReasonTooBroad, "flowspec rule for %s has no protocol component; a rule for all of a host's traffic is an RTBH, not a filter", p)
+		}
 	default:
 		return nil, refuse(ReasonMalformed, "unknown kind %d", a.Kind)
 	}

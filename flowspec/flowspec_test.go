@@ -84,6 +84,8 @@ func TestCheck(t *testing.T) {
 		{"next hop family", mod(rtbh("203.0.113.10/32"), func(a *Announcement) { a.NextHop = netip.MustParseAddr("2001:db8::1") }), ReasonMalformed},
 		{"flowspec host", fs(Rule{Dst: netip.MustParsePrefix("203.0.113.10/32"), Protocols: []uint8{17}}), ""},
 		{"flowspec without destination", fs(Rule{Protocols: []uint8{17}}), ReasonNoDestination},
+		{"flowspec without protocol", fs(Rule{Dst: netip.MustParsePrefix("203.0.113.10/32")}), ReasonTooBroad},
+		{"flowspec ports without protocol", fs(Rule{Dst: netip.MustParsePrefix("203.0.113.10/32"), DstPorts: []Range{Single(80)}}), ReasonTooBroad},
 		{"flowspec 0/0", fs(Rule{Dst: netip.MustParsePrefix("0.0.0.0/0")}), ReasonOutside},
 		{"flowspec broader than hostgroup", fs(Rule{Dst: netip.MustParsePrefix("203.0.112.0/23")}), ReasonOutside},
 		{"flowspec over whitelist", fs(Rule{Dst: netip.MustParsePrefix("203.0.113.0/24"), Protocols: []uint8{17}}), ReasonWhitelisted},
