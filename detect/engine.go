@@ -125,12 +125,15 @@ type hostgroup struct {
 	// normal quantile of the detection confidence. Both are fixed when
 	// the policy is published (ingestion reads them).
 	lnq, z float64
+	// burst is the fast path's factor (0: off) and burstTau its EWMA.
+	burst    float64
+	burstTau time.Duration
 	// Written by the tick before hosts are updated: the EWMA weights of
-	// this tick, and kvar, which turns the smoothed variance rate into
-	// the variance of the smoothed rate.
-	alpha, beta float32
-	kvar        float64
-	prefixes    []*prefixEntry
+	// this tick (alphaF: the burst EWMA's), and kvar and kvarF, which turn
+	// a smoothed variance rate into the variance of the smoothed rate.
+	alpha, beta, alphaF float32
+	kvar, kvarF         float64
+	prefixes            []*prefixEntry
 }
 
 type prefixEntry struct {
@@ -165,8 +168,8 @@ func compileDir(t policies.Threshold) dirLimits {
 
 // counters are one tick's counts. Packets and bytes are weighted (a
 // backdated flow record counts with the weight its past traffic has in the
-// EWMA), hence fractional. vpkts sums packets × sampling rate: the variance
-// of the packet count, as each sampled packet stands for Sampling packets.
+// EWMA), hence fractional. vpkts sums packets × (sampling rate − 1): the
+// variance of a packet count sampled 1 in S.
 type counters struct {
 	pkts   float32
 	flows  uint32
@@ -233,11 +236,57 @@ func classMask(r *sources.Record) uint8 {
 	return m
 }
 
+// fastRates are the total rates on the burst EWMA, with their variance
+// rate, for the fast path.
+type fastRates struct {
+	pps, bps, v float32
+}
+
+func (f *fastRates) update(c *counters, secs float64, alpha float32) {
+	f.pps += alpha * (float32(float64(c.pkts)/secs) - f.pps)
+	f.bps += alpha * (float32(float64(c.bytes)*8/secs) - f.bps)
+	f.v += alpha * (float32(float64(c.vpkts)/secs) - f.v)
+	if f.pps < 0.01 {
+		*f = fastRates{}
+	}
+}
+
+// burstRatio is the fast path's crossing: the total packet or bit rate on
+// the burst EWMA, at its lower confidence bound, against factor times its
+// limit. It does not allocate.
+func burstRatio(lim *dirLimits, f *fastRates, factor, kvar, z float64) crossing {
+	var best crossing
+	if factor <= 0 {
+		return best
+	}
+	neff := math.Inf(1)
+	if v := kvar * float64(f.v); v > 0 {
+		neff = float64(f.pps) * float64(f.pps) / v
+	}
+	for i := range lim.host {
+		l := &lim.host[i]
+		if l.class != clsTotal || l.unit == unitFlows {
+			continue
+		}
+		v := float64(f.pps)
+		if l.unit == unitBPS {
+			v = float64(f.bps)
+		}
+		limit := factor * l.value
+		lo := lowerBound(v, neff, z)
+		best.point = max(best.point, v/limit)
+		if q := lo / limit; q > best.ratio {
+			best = crossing{ratio: q, point: best.point, unit: l.unit, pointUnit: l.unit, name: l.name, value: v, lim: limit, lower: lo, burst: factor}
+		}
+	}
+	return best
+}
+
 // rates are smoothed rates per class.
 type rates struct {
 	pps, bps [numClasses]float32
 	flows    float32
-	// v is the smoothed variance rate: packets × sampling per second.
+	// v is the smoothed variance rate: packets × (sampling − 1) per second.
 	v float32
 }
 
@@ -281,10 +330,11 @@ type host struct {
 	key     addrKey      // the table's index key
 	entry   *prefixEntry // nil for a free slot
 	r       rates
+	fast    fastRates
 	basePPS float32
 	baseBPS float32
 	quiet   uint16 // ticks without traffic (saturating)
-	_       [38]byte
+	_       [26]byte
 }
 
 // hostSize keeps host a multiple of the cache line (checked by a test).
@@ -390,6 +440,7 @@ type groupKey struct {
 
 type groupState struct {
 	r      rates
+	fast   fastRates
 	attack *attack
 }
 
@@ -679,7 +730,8 @@ func (e *Engine) SetPolicy(pol *policies.Policy) {
 	st := &tableState{gen: gen, table: new(bart.Table[*prefixEntry])}
 	for i, hg := range pol.Hostgroups {
 		g := &hostgroup{name: hg.Name, idx: i, tau: hg.EWMA, baseline: hg.Baseline,
-			lnq: -e.cfg.Tick.Seconds() / hg.EWMA.Seconds(), z: confidenceZ(pol.Detection.Confidence)}
+			lnq: -e.cfg.Tick.Seconds() / hg.EWMA.Seconds(), z: confidenceZ(pol.Detection.Confidence),
+			burst: pol.Detection.BurstFactor, burstTau: max(pol.Detection.BurstEWMA, e.cfg.Tick)}
 		g.dir[Incoming] = compileDir(hg.Incoming)
 		g.dir[Outgoing] = compileDir(hg.Outgoing)
 		st.groups = append(st.groups, g)
@@ -882,7 +934,9 @@ func (e *Engine) count(s *shard, w *work, r *sources.Record, now int64, st *tabl
 	mask := classMask(r)
 	newFlow := s.addFlow(e, w, r)
 	h := w.h
-	v := r.Packets * uint64(max(r.Sampling, 1))
+	// The variance of a count sampled 1 in S: Packets·(S−1) (binomial
+	// sampling; nothing for unsampled traffic, which is counted exactly).
+	v := r.Packets * uint64(max(r.Sampling, 1)-1)
 	if h == nil {
 		// Still counted in the hostgroup's total; the tick adds the
 		// tracked hosts' counts to it.
@@ -1056,6 +1110,8 @@ func (e *Engine) tick(ctx context.Context, now time.Time) {
 		// Var(EWMA) = Σ α²(1−α)^2j·Var(count)/secs² = α/((2−α)·secs) ×
 		// the smoothed variance rate.
 		g.kvar = float64(g.alpha) / ((2 - float64(g.alpha)) * secs)
+		g.alphaF = float32(1 - math.Exp(-secs/g.burstTau.Seconds()))
+		g.kvarF = float64(g.alphaF) / ((2 - float64(g.alphaF)) * secs)
 		g.beta = float32(1 - math.Exp(-secs/g.baseline.Seconds()))
 	}
 	e.tickStart.Store(now.UnixNano())
@@ -1135,6 +1191,7 @@ func (e *Engine) rehome(h *host, k Host, st *tableState) bool {
 func (e *Engine) update(k Host, h *host, now time.Time, secs float64) (Event, bool) {
 	g := h.entry.group
 	h.r.update(&h.cur, secs, g.alpha)
+	h.fast.update(&h.cur, secs, g.alphaF)
 	total := h.cur.pkts
 	if total == 0 {
 		h.quiet = min(h.quiet+1, math.MaxUint16)
@@ -1155,6 +1212,7 @@ func (e *Engine) update(k Host, h *host, now time.Time, secs float64) (Event, bo
 		return Event{}, false
 	}
 	cr := hostRatio(lim, &h.r, h.basePPS, h.baseBPS, g.kvar, g.z)
+	cr = withBurst(cr, burstRatio(lim, &h.fast, g.burst, g.kvarF, g.z))
 	if h.atk() == nil {
 		switch {
 		case cr.point > suspectRatio && h.sk() == nil && e.sketches.Load() < int64(e.cfg.MaxSketches):
@@ -1246,6 +1304,7 @@ type crossing struct {
 	lower           float64 // the rate's lower confidence bound
 	base, floor     float64 // relative limits only
 	factor          float64
+	burst           float64 // the fast path's factor, when it is that path
 }
 
 func (c *crossing) reason() string {
@@ -1256,7 +1315,22 @@ func (c *crossing) reason() string {
 	if c.factor > 0 {
 		return fmt.Sprintf("%s %.0f > %.0f%s (%.1f× baseline %.0f, floor %.0f)", c.name, c.value, c.lim, sure, c.factor, c.base, c.floor)
 	}
+	if c.burst > 0 {
+		return fmt.Sprintf("%s %.0f > %.0f%s (burst: %.1f× the limit on the fast EWMA)", c.name, c.value, c.lim, sure, c.burst)
+	}
 	return fmt.Sprintf("%s %.0f > %.0f%s", c.name, c.value, c.lim, sure)
+}
+
+// withBurst joins the sustained and the fast path's crossings: the surer
+// one names the crossing; the point ratio (which starts sketches and ends
+// attacks) is the higher of the two.
+func withBurst(cr, br crossing) crossing {
+	point := max(cr.point, br.point)
+	if br.ratio > cr.ratio {
+		cr = br
+	}
+	cr.point = point
+	return cr
 }
 
 // confidenceZ is the one-sided normal quantile of a confidence level.
@@ -1289,7 +1363,7 @@ func lowerBound(rate, neff, z float64) float64 {
 // confidence bound of its rate. kvar·r.v is the variance of the smoothed
 // packet rate; a class's share of it follows its share of packets, a
 // byte rate has the effective samples of its packet rate, and distinct
-// flows are counted one by one. It does not allocate.
+// flows of sampled traffic are a Poisson count. It does not allocate.
 func hostRatio(lim *dirLimits, r *rates, basePPS, baseBPS float32, kvar, z float64) crossing {
 	var best crossing
 	varTotal := kvar * float64(r.v)
@@ -1315,8 +1389,10 @@ func hostRatio(lim *dirLimits, r *rates, basePPS, baseBPS float32, kvar, z float
 		l := &lim.host[i]
 		neff := neffOf(l.class)
 		if l.unit == unitFlows {
+			// Sampled flows come and go with the samples: a Poisson
+			// count. Unsampled, the count is exact.
 			neff = math.Inf(1)
-			if kvar > 0 {
+			if varTotal > 0 {
 				neff = float64(r.flows) / kvar
 			}
 		}
@@ -1387,7 +1463,9 @@ func (e *Engine) tickGroups(st *tableState, totals [][2]counters, now time.Time,
 				e.groups[key] = gs
 			}
 			gs.r.update(&sum, secs, g.alpha)
-			cr := hostRatio(&dirLimits{host: lim.group}, &gs.r, 0, 0, g.kvar, g.z)
+			gs.fast.update(&sum, secs, g.alphaF)
+			gl := &dirLimits{host: lim.group}
+			cr := withBurst(hostRatio(gl, &gs.r, 0, 0, g.kvar, g.z), burstRatio(gl, &gs.fast, g.burst, g.kvarF, g.z))
 			if ev, ok := e.groupTransition(gs, g, dir, top, cr, now); ok {
 				events = append(events, ev)
 			}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -162,30 +163,47 @@ func TestDetectionTicksFollowEWMA(t *testing.T) {
 	}
 }
 
-// TestDefaultTradeoff checks the shipped defaults: 5× the threshold is
-// detected within 0.5 s, a 1 s burst at 2× never triggers.
+// TestDefaultTradeoff checks the shipped defaults: a 1 s burst at 2× on
+// top of the host's usual 0.15× never triggers, while 5× the threshold
+// is detected within 0.5 s, on the burst path.
 func TestDefaultTradeoff(t *testing.T) {
 	const threshold = 10000
-	c := newClock(newEngine(t, testPolicy(policies.DefaultEWMA, pps(threshold))))
-	for range perSecond { // 1 s at 2×
-		c.step(ntp(victim, 2*threshold))
+	pol := func() *policies.Policy {
+		p := testPolicy(policies.DefaultEWMA, pps(threshold))
+		p.Detection.BurstFactor, p.Detection.BurstEWMA = policies.DefaultBurstFactor, policies.DefaultBurstEWMA
+		return p
+	}
+	c := newClock(newEngine(t, pol()))
+	for range 60 * perSecond { // the host's usual traffic
+		c.step(ntp(victim, 0.15*threshold))
+	}
+	for range perSecond { // 1 s at 2× on top
+		c.step(ntp(victim, 2.15*threshold))
 	}
 	for range 40 {
-		c.step(nil)
+		c.step(ntp(victim, 0.15*threshold))
 	}
 	if len(c.evs) != 0 {
 		t.Fatalf("a 1 s burst at 2× made events %v", kinds(c.evs))
 	}
-	c = newClock(newEngine(t, testPolicy(policies.DefaultEWMA, pps(threshold))))
-	for n := 1; ; n++ {
-		if evs := c.step(ntp(victim, 5*threshold)); len(evs) > 0 {
-			if d := time.Duration(n) * tick; d > 500*time.Millisecond {
-				t.Errorf("5× detected after %s, want at most 500ms", d)
-			}
-			break
+	for _, base := range []float64{0, 0.15} {
+		c = newClock(newEngine(t, pol()))
+		for range 60 * perSecond {
+			c.step(ntp(victim, base*threshold))
 		}
-		if n > 20 {
-			t.Fatal("5× never detected")
+		for n := 1; ; n++ {
+			if evs := c.step(ntp(victim, (base+5)*threshold)); len(evs) > 0 {
+				if d := time.Duration(n) * tick; d > 500*time.Millisecond {
+					t.Errorf("5× over %.2f× detected after %s, want at most 500ms", base, d)
+				}
+				if !strings.Contains(evs[0].Signature.Reason, "burst") {
+					t.Errorf("5× detected as %q, want the burst path", evs[0].Signature.Reason)
+				}
+				break
+			}
+			if n > 20 {
+				t.Fatal("5× never detected")
+			}
 		}
 	}
 }

@@ -138,7 +138,7 @@ func (c *compiler) compileLog(b *logBlock) {
 }
 
 func (c *compiler) compileDetection(b *detectionBlock) {
-	c.pol.Detection = Detection{Tick: DefaultTick, Confidence: DefaultConfidence}
+	c.pol.Detection = Detection{Tick: DefaultTick, Confidence: DefaultConfidence, BurstFactor: DefaultBurstFactor, BurstEWMA: DefaultBurstEWMA}
 	if b == nil {
 		return
 	}
@@ -153,6 +153,18 @@ func (c *compiler) compileDetection(b *detectionBlock) {
 			c.errorf(rng, "Invalid confidence", "confidence %g is out of range; write a probability from 0.5 to 0.999999, such as 0.999", v)
 		}
 		c.pol.Detection.Confidence = v
+	}
+	if v, rng, ok := c.number(b.BurstFactor); ok {
+		if v != 0 && !(v >= 1.5 && v <= 100) {
+			c.errorf(rng, "Invalid burst_factor", "burst_factor %g is out of range; write 0 (no fast path) or a factor from 1.5 to 100, such as 2.5", v)
+		}
+		c.pol.Detection.BurstFactor = v
+	}
+	if d, rng, ok := c.duration(b.BurstEWMA); ok {
+		if d < MinTick || d > 10*time.Second {
+			c.errorf(rng, "Invalid burst_ewma", "burst_ewma %s is out of range; write a duration from 100ms to 10s, such as \"200ms\"", d)
+		}
+		c.pol.Detection.BurstEWMA = d
 	}
 }
 

@@ -15,15 +15,20 @@ import (
 
 // Defaults.
 const (
-	// DefaultTick and DefaultEWMA settle detection's trade-off: an attack
-	// at 5× its threshold crosses it after 1.6·ln(1.25) = 0.36 s of
-	// traffic, so it is seen at the second 200 ms tick (0.4 s), while a
-	// burst at 2× lasting 1 s peaks at 2·(1−e^(−1/1.6)) = 0.93 of the
-	// threshold and never triggers.
-	DefaultTick     = 200 * time.Millisecond
-	MinTick         = 100 * time.Millisecond
-	DefaultEWMA     = 1600 * time.Millisecond
-	DefaultBaseline = 15 * time.Minute
+	// DefaultTick, DefaultEWMA and the burst path settle detection's
+	// trade-off. A burst of legitimate traffic at 2× its limit for 1 s on
+	// top of the host's usual 0.15× peaks at 0.15 + 2·(1−e^(−1/2)) = 0.94
+	// of the limit on the sustained EWMA (2 s) and at 2.15 < 2.5× on the
+	// burst EWMA (200 ms): no attack. A flood at 5× passes 2.5× on the
+	// burst EWMA within one or two ticks; one at 1.5× passes the limit on
+	// the sustained EWMA after 2·ln(1.35/0.5) = 2 s.
+	DefaultTick = 200 * time.Millisecond
+	MinTick     = 100 * time.Millisecond
+	DefaultEWMA = 2 * time.Second
+	// DefaultBurstFactor and DefaultBurstEWMA are the fast path.
+	DefaultBurstFactor = 2.5
+	DefaultBurstEWMA   = 200 * time.Millisecond
+	DefaultBaseline    = 15 * time.Minute
 	// DefaultConfidence is the detection confidence: one-sided 99.9 %,
 	// z = 3.09.
 	DefaultConfidence = 0.999

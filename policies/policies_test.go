@@ -81,7 +81,7 @@ hooks {
 	want := &Policy{
 		Files:     []string{"test.hcl"},
 		Log:       Log{Level: "debug", Format: "json"},
-		Detection: Detection{Tick: 500 * time.Millisecond, Confidence: DefaultConfidence},
+		Detection: Detection{Tick: 500 * time.Millisecond, Confidence: DefaultConfidence, BurstFactor: DefaultBurstFactor, BurstEWMA: DefaultBurstEWMA},
 		Listeners: []Listener{
 			{Name: "routers", Protocol: "netflow", Listen: netip.MustParseAddrPort("127.0.0.1:2055"), ReceiveBuffer: 8 << 20,
 				Workers: 2, DefaultSampling: 100, Sampling: map[netip.Addr]uint32{netip.MustParseAddr("192.0.2.1"): 1000}},

@@ -126,6 +126,16 @@ type Detection struct {
 	// must pass the limit. Default DefaultConfidence; from 0.5 (the
 	// estimate alone) to 0.999999.
 	Confidence float64
+	// BurstFactor and BurstEWMA make the fast path of detection: an
+	// attack also starts when the total packet or bit rate smoothed over
+	// BurstEWMA is over BurstFactor times its limit (at the same
+	// confidence). The sustained path (the hostgroup's ewma) is slow
+	// enough that a short burst of legitimate traffic does not trigger
+	// it; the fast path catches a flood many times the limit within a
+	// tick or two. Defaults DefaultBurstFactor and DefaultBurstEWMA; a
+	// factor of 0 turns the fast path off.
+	BurstFactor float64
+	BurstEWMA   time.Duration
 }
 
 // Listener is one flow listener.

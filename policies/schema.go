@@ -25,9 +25,11 @@ type logBlock struct {
 }
 
 type detectionBlock struct {
-	Tick       hcl.Expression `hcl:"tick"`
-	Confidence hcl.Expression `hcl:"confidence"`
-	DeclRange  hcl.Range      `hcl:",def_range"`
+	Tick        hcl.Expression `hcl:"tick"`
+	Confidence  hcl.Expression `hcl:"confidence"`
+	BurstFactor hcl.Expression `hcl:"burst_factor"`
+	BurstEWMA   hcl.Expression `hcl:"burst_ewma"`
+	DeclRange   hcl.Range      `hcl:",def_range"`
 }
 
 type sourcesBlock struct {

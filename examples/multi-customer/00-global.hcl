@@ -53,7 +53,7 @@ mitigation {
 # Every hostgroup starts from these. A hostgroup's own threshold block
 # replaces the default for its direction; its responses come before these.
 defaults {
-  ewma = "1.6s"
+  ewma = "2s"
   threshold "incoming" {
     pps = "200kpps"
     bps = "2Gbps"

@@ -107,7 +107,7 @@ hostgroup "documentation" {
     udp { pps = "10kpps" }
   }
 
-  ewma = "1.6s" # time constant of rate smoothing
+  ewma = "2s" # time constant of rate smoothing
 
   # Responses, first match wins. A reflection attack (one UDP source port
   # carries most of it) gets a FlowSpec discard for exactly that port;
