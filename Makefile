@@ -13,7 +13,7 @@ TEST_TOOLS := gobgpd:gobgpd gobgp:gobgpd ip:iproute2 tmux:tmux tcpreplay:tcprepl
 PREFIX  ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all build run check test test-deps lint unit fuzz bench bench-e2e install clean
+.PHONY: all build run check test test-deps lint unit fuzz bench bench-e2e soak install clean
 
 all: build
 
@@ -79,6 +79,16 @@ install: build
 # port, in network namespaces (root): median and max over repeated runs.
 bench-e2e: test-deps
 	FLOODGATE_BENCH_E2E=1 FLOODGATE_INTEGRATION=1 $(GO) test -count=1 -run '^TestE2ELatency$$' -v ./integration/ | grep -v '^=== '
+
+# The detection soak: 10 simulated minutes of every benign traffic shape
+# (flash crowd, large download, bursts, 60-s records) through every input's
+# real decoder, and 1,000 host-hours of a host at 0.8× its limit through
+# 1:1000 samples; no attack may start. make test runs a shorter form.
+SOAK ?= 10m
+HOST_HOURS ?= 1000
+soak:
+	FLOODGATE_SOAK=$(SOAK) $(GO) test -count=1 -run '^TestPipeline' -v ./integration/
+	FLOODGATE_HOST_HOURS=$(HOST_HOURS) $(GO) test -count=1 -timeout 60m -run '^TestSampledEstimateNeedsConfidence$$' -v ./detect/
 
 clean:
 	rm -rf bin bench.txt

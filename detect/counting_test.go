@@ -161,6 +161,9 @@ func sampledHost(t *testing.T, rng *rand.Rand, c *clock, dst netip.Addr, limit, 
 		c.step(batch)
 		for _, ev := range c.evs[start:] {
 			if ev.Kind == AttackStarted && ev.Signature.Victim.Addr() == dst {
+				if factor < 1 {
+					t.Logf("%.1f× host banned after %s: %s", factor, time.Duration(n)*tick, ev.Signature.Reason)
+				}
 				return time.Duration(n) * tick
 			}
 		}

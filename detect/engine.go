@@ -65,6 +65,13 @@ const (
 	// futureSlack is how far past the current tick a record may end
 	// before it counts as future-dated.
 	futureSlack = time.Second
+	// recordSamples is the most samples one record counts as in the
+	// variance of a rate (see count).
+	recordSamples = 4
+	// minEvidence is the fewest effective samples a rate must rest on
+	// for an attack to start, whatever its size: more than one record
+	// (recordSamples × 2 at most, with the EWMA's weights) can give.
+	minEvidence = 10
 	// minWeight is the weight under which a backdated record adds
 	// nothing the rates could show: it is counted as late.
 	minWeight = 1e-4
@@ -275,7 +282,7 @@ func burstRatio(lim *dirLimits, f *fastRates, factor, kvar, z float64) crossing 
 		limit := factor * l.value
 		lo := lowerBound(v, neff, z)
 		best.point = max(best.point, v/limit)
-		if q := lo / limit; q > best.ratio {
+		if q := lo / limit; q > best.ratio && neff >= minEvidence {
 			best = crossing{ratio: q, point: best.point, unit: l.unit, pointUnit: l.unit, name: l.name, value: v, lim: limit, lower: lo, burst: factor}
 		}
 	}
@@ -934,14 +941,19 @@ func (e *Engine) count(s *shard, w *work, r *sources.Record, now int64, st *tabl
 	mask := classMask(r)
 	newFlow := s.addFlow(e, w, r)
 	h := w.h
-	// The variance of a count sampled 1 in S: Packets·(S−1) (binomial
-	// sampling; nothing for unsampled traffic, which is counted exactly).
-	v := r.Packets * uint64(max(r.Sampling, 1)-1)
+	// The variance of a count sampled 1 in S is Packets·(S−1) (binomial
+	// sampling; nothing for unsampled traffic, counted exactly). A record
+	// also weighs at least as if it were recordSamples samples of its own
+	// size, Packets²/recordSamples: so no single record, however large,
+	// makes an attack alone (a corrupted count that passes the decoders'
+	// plausibility bounds still needs others to corroborate it).
+	p := float64(r.Packets)
+	v := max(p*float64(max(r.Sampling, 1)-1), p*p/recordSamples)
 	if h == nil {
 		// Still counted in the hostgroup's total; the tick adds the
 		// tracked hosts' counts to it.
 		e.refused.Add(1)
-		st.overflowFor(w.pe, w.dir).add(mask, r.Packets, r.Bytes, v, newFlow)
+		st.overflowFor(w.pe, w.dir).add(mask, r.Packets, r.Bytes, uint64(min(v, math.MaxUint64/2)), newFlow)
 		return
 	}
 	wt := 1.0
@@ -952,7 +964,7 @@ func (e *Engine) count(s *shard, w *work, r *sources.Record, now int64, st *tabl
 			return
 		}
 	}
-	h.cur.add(mask, float32(float64(r.Packets)*wt), float32(float64(r.Bytes)*wt), float32(float64(v)*wt))
+	h.cur.add(mask, float32(p*wt), float32(float64(r.Bytes)*wt), float32(v*wt))
 	if newFlow {
 		h.cur.flows++
 	}
@@ -1385,6 +1397,7 @@ func hostRatio(lim *dirLimits, r *rates, basePPS, baseBPS float32, kvar, z float
 			best = c
 		}
 	}
+	thin := neffOf(clsTotal) < minEvidence
 	for i := range lim.host {
 		l := &lim.host[i]
 		neff := neffOf(l.class)
@@ -1410,6 +1423,9 @@ func hostRatio(lim *dirLimits, r *rates, basePPS, baseBPS float32, kvar, z float
 		check(float64(r.bps[clsTotal]), float64(baseBPS), rel.FloorBPS, "relative_bps")
 	}
 	best.pointUnit = pointUnit
+	if thin {
+		best.ratio = 0 // too few samples or records to start anything
+	}
 	return best
 }
 

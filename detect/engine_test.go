@@ -156,8 +156,10 @@ func TestDetectionTicksFollowEWMA(t *testing.T) {
 					break
 				}
 			}
-			if got != want {
-				t.Errorf("tau %s, %.1f× threshold: started at tick %d, EWMA predicts %d", tau, factor, got, want)
+			// The confidence bound may take one tick more: these 100
+			// records a tick weigh as 400 samples (see recordSamples).
+			if got != want && !(want > 0 && got == want+1) {
+				t.Errorf("tau %s, %.1f× threshold: started at tick %d, EWMA predicts %d (or one more)", tau, factor, got, want)
 			}
 		}
 	}
@@ -658,7 +660,8 @@ func TestTimingsOnTheTickLoop(t *testing.T) {
 				select {
 				case ev := <-e.Events():
 					got := time.Since(start)
-					if want < 0 || ev.Kind != AttackStarted || got != time.Duration(want)*tick {
+					// One tick more is the confidence bound's (as above).
+					if want < 0 || ev.Kind != AttackStarted || (got != time.Duration(want)*tick && got != time.Duration(want+1)*tick) {
 						t.Errorf("%v after %s; EWMA predicts tick %d (%s)", ev.Kind, got, want, time.Duration(want)*tick)
 					}
 				case <-deadline:

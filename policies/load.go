@@ -31,7 +31,7 @@ const (
 	DefaultBaseline    = 15 * time.Minute
 	// DefaultConfidence is the detection confidence: one-sided 99.9 %,
 	// z = 3.09.
-	DefaultConfidence = 0.999
+	DefaultConfidence = 0.9999
 	DefaultDuration   = 10 * time.Minute
 	DefaultMaxRules   = 100
 	DefaultMaxActive  = 10000
