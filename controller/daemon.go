@@ -85,6 +85,8 @@ func NewDaemon(pol *policies.Policy, logger hclog.Logger, opts ...Options) (*Dae
 			MaxTemplates:      l.MaxTemplates,
 			TemplateTTL:       l.TemplateTTL,
 			MaxTemplateFields: l.MaxTemplateFields,
+			MaxRecordPPS:      float64(l.MaxRecordPPS),
+			MaxRecordBPS:      float64(l.MaxRecordBPS),
 		})
 	}
 	d.Collector, err = flow.New(fc, eng, logger)

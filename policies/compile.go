@@ -225,6 +225,12 @@ func (c *compiler) compileListeners(specs []listenerSpec) map[string]hcl.Range {
 		if n, _, ok := c.uintRange(b.MaxTemplateFlds, 1024, 1<<28, "max_template_fields"); ok {
 			l.MaxTemplateFields = int(n)
 		}
+		if n, _, ok := c.rate(b.MaxRecordPPS, "pps"); ok {
+			l.MaxRecordPPS = n
+		}
+		if n, _, ok := c.rate(b.MaxRecordBPS, "bps"); ok {
+			l.MaxRecordBPS = n
+		}
 		for _, e := range b.Exporters {
 			a, err := netip.ParseAddr(e.Address)
 			if err != nil {

@@ -165,6 +165,10 @@ type Listener struct {
 	MaxTemplates      int
 	TemplateTTL       time.Duration
 	MaxTemplateFields int
+	// MaxRecordPPS and MaxRecordBPS bound the rates one flow record of
+	// this listener's exporters may imply; past them it is dropped as
+	// malformed (0: the collector's defaults).
+	MaxRecordPPS, MaxRecordBPS uint64
 }
 
 // Mirror captures interfaces with AF_PACKET (0 values: the defaults).

@@ -78,6 +78,8 @@ type listenerBlock struct {
 	MaxTemplates    hcl.Expression  `hcl:"max_templates"`
 	TemplateTTL     hcl.Expression  `hcl:"template_ttl"`
 	MaxTemplateFlds hcl.Expression  `hcl:"max_template_fields"`
+	MaxRecordPPS    hcl.Expression  `hcl:"max_record_pps"`
+	MaxRecordBPS    hcl.Expression  `hcl:"max_record_bps"`
 	Exporters       []exporterBlock `hcl:"exporter,block"`
 	DeclRange       hcl.Range       `hcl:",def_range"`
 }

@@ -100,6 +100,9 @@ type ListenerConfig struct {
 	// exhaust memory; a template past it is refused and its datagram counted
 	// as malformed. Default DefaultMaxTemplateFields.
 	MaxTemplateFields int
+	// MaxRecordPPS and MaxRecordBPS bound the rates one record may imply
+	// (see DecoderConfig). Defaults DefaultMaxRecordPPS, DefaultMaxRecordBPS.
+	MaxRecordPPS, MaxRecordBPS float64
 }
 
 // Defaults for ListenerConfig.
@@ -568,6 +571,8 @@ func (l *listener) work(q <-chan datagram, sink sources.Sink) {
 		MaxTemplates:      l.cfg.MaxTemplates,
 		TemplateTTL:       l.cfg.TemplateTTL,
 		MaxTemplateFields: l.cfg.MaxTemplateFields,
+		MaxRecordPPS:      l.cfg.MaxRecordPPS,
+		MaxRecordBPS:      l.cfg.MaxRecordBPS,
 	})
 	var last DecoderStats
 	batch := make([]sources.Record, 0, 2*maxBatch)
