@@ -31,13 +31,20 @@ log {
   level  = "debug"
   format = "json"
 }
-detection { tick = "500ms" }
+detection {
+  tick         = "500ms"
+  confidence   = 0.99
+  burst_factor = 3
+  burst_ewma   = "400ms"
+}
 sources {
   netflow "routers" {
     listen         = "127.0.0.1:2055"
     receive_buffer = "8MiB"
     workers        = 2
     sampling_rate  = 100
+    max_record_pps = "15Mpps"
+    max_record_bps = "10Gbps"
     exporter "192.0.2.1" { sampling_rate = 1000 }
   }
   sflow "switches" { listen = "[::1]:6343" }
@@ -81,10 +88,10 @@ hooks {
 	want := &Policy{
 		Files:     []string{"test.hcl"},
 		Log:       Log{Level: "debug", Format: "json"},
-		Detection: Detection{Tick: 500 * time.Millisecond, Confidence: DefaultConfidence, BurstFactor: DefaultBurstFactor, BurstEWMA: DefaultBurstEWMA},
+		Detection: Detection{Tick: 500 * time.Millisecond, Confidence: 0.99, BurstFactor: 3, BurstEWMA: 400 * time.Millisecond},
 		Listeners: []Listener{
 			{Name: "routers", Protocol: "netflow", Listen: netip.MustParseAddrPort("127.0.0.1:2055"), ReceiveBuffer: 8 << 20,
-				Workers: 2, DefaultSampling: 100, Sampling: map[netip.Addr]uint32{netip.MustParseAddr("192.0.2.1"): 1000}},
+				Workers: 2, DefaultSampling: 100, MaxRecordPPS: 15_000_000, MaxRecordBPS: 10_000_000_000, Sampling: map[netip.Addr]uint32{netip.MustParseAddr("192.0.2.1"): 1000}},
 			{Name: "switches", Protocol: "sflow", Listen: netip.MustParseAddrPort("[::1]:6343")},
 		},
 		BGP:        BGP{ASN: 65000, RouterID: netip.MustParseAddr("192.0.2.254")},
@@ -201,6 +208,12 @@ func TestErrors(t *testing.T) {
 			`test.hcl:6:15: Invalid log level: "verbose" is not a level`},
 		{"tick too small", minimal + "detection { tick = \"10ms\" }\n",
 			`test.hcl:6:20: Invalid tick: tick 10ms is out of range`},
+		{"confidence too high", minimal + "detection { confidence = 1 }\n",
+			`test.hcl:6:26: Invalid confidence: confidence 1 is out of range`},
+		{"burst factor too small", minimal + "detection { burst_factor = 1.2 }\n",
+			`test.hcl:6:28: Invalid burst_factor`},
+		{"bad max_record_pps", minimal + "sources {\n  netflow \"r\" {\n    listen = \"127.0.0.1:2055\"\n    max_record_pps = \"fast\"\n  }\n}\n",
+			`test.hcl:9:22: Invalid rate`},
 		{"bad community", "bgp {\n  asn = 1\n  router_id = \"192.0.2.1\"\n  rtbh_communities = [\"65536:1\"]\n}\n",
 			`test.hcl:4:23: Invalid community`},
 		{"duplicate prefix", minimal + "hostgroup \"a\" { prefixes = [\"192.0.2.0/24\"] }\nhostgroup \"b\" { prefixes = [\"192.0.2.0/24\"] }\n",
