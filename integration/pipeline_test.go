@@ -394,7 +394,7 @@ func benign(hosts [3]netip.Addr) shape {
 // soak (FLOODGATE_SOAK=10m) the 10 minutes.
 func TestPipelineBenignNoBan(t *testing.T) {
 	d := 2 * time.Minute
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		d = 30 * time.Second
 	}
 	if v := os.Getenv("FLOODGATE_SOAK"); v != "" {
@@ -450,8 +450,8 @@ func TestPipeline60sRecords(t *testing.T) {
 // 1.5 s on every input, 1.5× within 10 s.
 func TestPipelineDetectionTimes(t *testing.T) {
 	runs := 5
-	if testing.Short() {
-		runs = 3
+	if testing.Short() || raceEnabled {
+		runs = 2
 	}
 	if os.Getenv("FLOODGATE_SOAK") != "" {
 		runs = 10
