@@ -64,10 +64,7 @@ func clients(rng *rand.Rand, dst netip.Addr, n int, rate float64, size uint16) [
 	per := rate * pipeSlice.Seconds() / float64(n)
 	out := make([]stream, 0, n)
 	for i := range n {
-		p := uint64(per)
-		if rng.Float64() < per-float64(p) {
-			p++
-		}
+		p := roundRandom(rng, per)
 		if p == 0 {
 			continue
 		}
@@ -86,10 +83,7 @@ func pipeNTP(rng *rand.Rand, dst netip.Addr, rate float64) []stream {
 	per := rate * pipeSlice.Seconds() / reflectors
 	out := make([]stream, 0, reflectors)
 	for i := range reflectors {
-		p := uint64(per)
-		if rng.Float64() < per-float64(p) {
-			p++
-		}
+		p := roundRandom(rng, per)
 		if p == 0 {
 			continue
 		}
@@ -100,6 +94,16 @@ func pipeNTP(rng *rand.Rand, dst netip.Addr, rate float64) []stream {
 		out = append(out, stream{src: src, dst: dst, sport: 123, dport: uint16(40000 + i), proto: 17, size: 468, pkts: p})
 	}
 	return out
+}
+
+// roundRandom rounds x up with probability its fraction, so that counts
+// add up to the rate on average.
+func roundRandom(rng *rand.Rand, x float64) uint64 {
+	p := uint64(x)
+	if rng.Float64() < x-float64(p) {
+		p++
+	}
+	return p
 }
 
 // poissonDraw draws a Poisson variate of mean m (normal above 50).
