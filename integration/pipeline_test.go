@@ -353,22 +353,29 @@ func pipeRun(t testing.TB, in pipeInput, seed uint64, d time.Duration, sh shape)
 		}
 		if (k+1)%int(policies.DefaultTick/pipeSlice) == 0 {
 			e.Tick(now)
-		drain:
-			for {
-				select {
-				case ev := <-e.Events():
-					if ev.Kind == detect.AttackStarted {
-						if _, ok := started[ev.Signature.Victim.Addr()]; !ok {
-							started[ev.Signature.Victim.Addr()] = now.Sub(pipeT0)
-						}
-					}
-				default:
-					break drain
+			for _, ev := range attacksStarted(e) {
+				if _, ok := started[ev.Signature.Victim.Addr()]; !ok {
+					started[ev.Signature.Victim.Addr()] = now.Sub(pipeT0)
 				}
 			}
 		}
 	}
 	return started
+}
+
+// attacksStarted drains e's events and returns the AttackStarted ones.
+func attacksStarted(e *detect.Engine) []detect.Event {
+	var out []detect.Event
+	for {
+		select {
+		case ev := <-e.Events():
+			if ev.Kind == detect.AttackStarted {
+				out = append(out, ev)
+			}
+		default:
+			return out
+		}
+	}
 }
 
 var (
@@ -581,17 +588,9 @@ func TestPipelineMalformedFloodAnnouncesNothing(t *testing.T) {
 			e.Ingest(batch)
 			if (k+1)%2 == 0 {
 				e.Tick(now)
-			drain:
-				for {
-					select {
-					case ev := <-e.Events():
-						if ev.Kind == detect.AttackStarted {
-							started++
-							t.Errorf("ipfix=%v 1:%d: attack started on malformed records: %s %s", ipfix, c.rate, ev.Signature.Victim, ev.Signature.Reason)
-						}
-					default:
-						break drain
-					}
+				for _, ev := range attacksStarted(e) {
+					started++
+					t.Errorf("ipfix=%v 1:%d: attack started on malformed records: %s %s", ipfix, c.rate, ev.Signature.Victim, ev.Signature.Reason)
 				}
 			}
 		}
