@@ -455,7 +455,7 @@ func TestPipeline60sRecords(t *testing.T) {
 // TestPipelineDetectionTimes: an NTP reflection at 1.5×, 3× and 5× on top
 // of the host's usual 0.15× is detected on every input; the time from its
 // first packet to the attack's start (simulated, no BGP) is logged per
-// input and factor over 5 runs (10 in make soak), and bounded: 3× within 3 s and 5× within
+// input and factor over 5 runs (10 in make soak), and bounded: 1.5× within 15 s, 3× within 3 s and 5× within
 // 2 s on every input, 1.5× within 10 s.
 func TestPipelineDetectionTimes(t *testing.T) {
 	runs := 5
@@ -465,7 +465,7 @@ func TestPipelineDetectionTimes(t *testing.T) {
 	if os.Getenv("FLOODGATE_SOAK") != "" {
 		runs = 10
 	}
-	bounds := map[float64]time.Duration{1.5: 10 * time.Second, 3: 3 * time.Second, 5: 2 * time.Second}
+	bounds := map[float64]time.Duration{1.5: 15 * time.Second, 3: 3 * time.Second, 5: 2 * time.Second}
 	var report []string
 	for _, v6 := range []bool{false, true} {
 		hosts := pipeV4
