@@ -42,6 +42,9 @@ type Status struct {
 	Mitigation MitigatorStats   `json:"mitigation"`
 	Neighbors  []PeerStatus     `json:"neighbors"`
 	Hostgroups []HostgroupState `json:"hostgroups"`
+	// Budgets are the rule budgets' use: max_active, each neighbour's
+	// max_flowspec_rules (the smallest), each hostgroup's max_rules.
+	Budgets []BudgetUse `json:"budgets"`
 }
 
 // HostgroupState counts a hostgroup's attacks and mitigations.

@@ -240,8 +240,9 @@ func TestCapsAndDryRun(t *testing.T) {
 		}
 		h.wantCalls() // dry run sends nothing
 		act, _ := h.m.Active(context.Background())
-		if len(act) != 3 || !act[0].DryRun || h.m.Stats().Refused["hostgroup_cap"] != 2 {
-			t.Errorf("active %d, refused %v", len(act), h.m.Stats().Refused)
+		st := h.m.Stats()
+		if len(act) != 3 || !act[0].DryRun || st.Refused["budget_full"] != 2 || st.BudgetFull["max_rules/refused"] != 2 {
+			t.Errorf("active %d, refused %v, budget full %v", len(act), st.Refused, st.BudgetFull)
 		}
 	})
 }

@@ -240,7 +240,8 @@ func (d *Daemon) Status(ctx context.Context) (Status, error) {
 		}
 		st.Hostgroups = append(st.Hostgroups, s)
 	}
-	return st, nil
+	st.Budgets, err = d.Mitigator.Budgets(ctx)
+	return st, err
 }
 
 func hooksConfig(h policies.Hooks) hooks.Config {
@@ -278,6 +279,11 @@ func (o hookObserver) MitigationAnnounced(m Mitigation) {
 func (o hookObserver) MitigationWithdrawn(m Mitigation) {
 	o.d.Notify(hooks.Event{Kind: hooks.MitigationWithdrawn, IP: hookIP(m.Victim), Direction: "incoming", PPS: m.AttackPPS,
 		Hostgroup: m.Hostgroup, Details: m})
+}
+
+func (o hookObserver) BudgetFull(ev BudgetEvent) {
+	o.d.Notify(hooks.Event{Kind: hooks.BudgetFull, Time: ev.Signature.Started, IP: hookIP(ev.Signature.Victim),
+		Direction: ev.Signature.Direction.String(), PPS: ev.Signature.PPS, Hostgroup: ev.Signature.Hostgroup, Details: ev})
 }
 
 // hookIP is the victim as hooks show it: an address for a host, else the

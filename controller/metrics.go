@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +24,7 @@ type metrics struct {
 	detectFlowSetFull, detectRecordTiming                                     *prometheus.Desc
 
 	mitActive, mitAnnounced, mitWithdrawn, mitExtended, mitEscalations, mitFailures, mitRefused *prometheus.Desc
+	mitBudgetFull, mitBudgetUsed, mitBudgetLimit                                                *prometheus.Desc
 
 	bgpUp, bgpAdvertised *prometheus.Desc
 }
@@ -64,6 +66,9 @@ func newMetrics(d *Daemon) *metrics {
 		mitEscalations:       desc("mitigation_escalations_total", "Escalations announced."),
 		mitFailures:          desc("mitigation_failures_total", "Announcements, withdrawals or store writes that failed."),
 		mitRefused:           desc("mitigation_refusals_total", "Announcements refused by the safety checks or caps.", "reason"),
+		mitBudgetFull:        desc("mitigation_budget_full_total", "Attacks whose announcements did not fit a rule budget, by budget and by what was done (aggregate, replace_smallest, rtbh, refused).", "budget", "action"),
+		mitBudgetUsed:        desc("mitigation_budget_used", "A rule budget's use.", "budget", "scope"),
+		mitBudgetLimit:       desc("mitigation_budget_limit", "A rule budget's size.", "budget", "scope"),
 		bgpUp:                desc("bgp_neighbor_established", "1 when the session with the neighbour is established.", "neighbor"),
 		bgpAdvertised:        desc("bgp_neighbor_advertised_routes", "Routes advertised to the neighbour.", "neighbor", "family"),
 	}
@@ -128,8 +133,18 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	for reason, n := range ms.Refused {
 		counter(m.mitRefused, float64(n), reason)
 	}
+	for k, n := range ms.BudgetFull {
+		budget, action, _ := strings.Cut(k, "/")
+		counter(m.mitBudgetFull, float64(n), budget, action)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
+	if budgets, err := mit.Budgets(ctx); err == nil {
+		for _, b := range budgets {
+			gauge(m.mitBudgetUsed, float64(b.Used), b.Budget, b.Scope)
+			gauge(m.mitBudgetLimit, float64(b.Limit), b.Budget, b.Scope)
+		}
+	}
 	attacks := map[string]int{}
 	active := map[[2]string]int{}
 	for _, hg := range pol.Hostgroups {

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +31,12 @@ type Mitigation struct {
 	Hostgroup, Response string
 	// AttackID is the attack that caused it (0 for a manual ban).
 	AttackID uint64
+	// Merged are the other attacks an aggregate rule stands for (a
+	// carpet or a wave of same-shape attacks on several hosts).
+	Merged []uint64 `json:",omitempty"`
+	// Rule and Rules place the rule in its attack's rule set: rule Rule
+	// of Rules (one per vector of the attack).
+	Rule, Rules int `json:",omitempty"`
 	// Victim is the attacked host or prefix.
 	Victim netip.Prefix
 	// AttackPPS is the attack's smoothed rate when the mitigation was
@@ -83,6 +90,40 @@ type Observer interface {
 	AttackStarted(sig detect.Signature)
 	MitigationAnnounced(mt Mitigation)
 	MitigationWithdrawn(mt Mitigation)
+	// BudgetFull is told when an attack's announcements did not fit a
+	// budget, and what was done about it.
+	BudgetFull(ev BudgetEvent)
+}
+
+// BudgetEvent tells of a budget that an attack's announcements did not
+// fit.
+type BudgetEvent struct {
+	// Budget is the budget that was full: BudgetGlobal, BudgetHostgroup
+	// or BudgetFlowSpec.
+	Budget string
+	// Used and Limit are its use before the attack and its size.
+	Used, Limit int
+	// Action is what made room (policies.BudgetAggregate, ...), or
+	// BudgetRefused when nothing did.
+	Action    string
+	Signature detect.Signature
+}
+
+// The budgets, and the outcome of a budget that nothing could free.
+const (
+	BudgetGlobal    = "max_active"
+	BudgetHostgroup = "max_rules"
+	BudgetFlowSpec  = "max_flowspec_rules"
+	BudgetRefused   = "refused"
+)
+
+// BudgetUse is one budget's use, for status.
+type BudgetUse struct {
+	Budget string `json:"budget"`
+	// Scope is the hostgroup of a max_rules budget, else empty.
+	Scope string `json:"scope,omitempty"`
+	Used  int    `json:"used"`
+	Limit int    `json:"limit"`
 }
 
 // AttackInfo is an attack as the mitigation loop saw it.
@@ -103,6 +144,9 @@ type MitigatorStats struct {
 	Extended    uint64
 	Escalations uint64
 	Failures    uint64
+	// BudgetFull counts full budgets by budget and action, as
+	// "max_rules/aggregate".
+	BudgetFull map[string]uint64
 	// Refused counts refusals by reason (flowspec.Reason* and "cap",
 	// "hostgroup_cap").
 	Refused map[string]uint64
@@ -130,6 +174,7 @@ type Mitigator struct {
 	announced, withdrawn, extended, escalations, failures atomic.Uint64
 	refusedMu                                             sync.Mutex
 	refused                                               map[string]uint64
+	budgetFull                                            map[string]uint64
 	activeN                                               atomic.Int64
 
 	mu     sync.Mutex
@@ -147,15 +192,16 @@ func NewMitigator(cfg MitigatorConfig, pol *policies.Policy, events <-chan detec
 		cfg.RetryWithdraw = 5 * time.Second
 	}
 	m := &Mitigator{
-		cfg:       cfg,
-		log:       logger.Named("mitigation"),
-		announcer: announcer,
-		store:     store,
-		events:    events,
-		active:    map[string]*Mitigation{},
-		attacks:   map[uint64]detect.Signature{},
-		ops:       make(chan func(context.Context)),
-		refused:   map[string]uint64{},
+		cfg:        cfg,
+		log:        logger.Named("mitigation"),
+		announcer:  announcer,
+		store:      store,
+		events:     events,
+		active:     map[string]*Mitigation{},
+		attacks:    map[uint64]detect.Signature{},
+		ops:        make(chan func(context.Context)),
+		refused:    map[string]uint64{},
+		budgetFull: map[string]uint64{},
 	}
 	m.pol.Store(pol)
 	return m
@@ -318,10 +364,15 @@ func (m *Mitigator) Stats() MitigatorStats {
 	for k, v := range m.refused {
 		refused[k] = v
 	}
+	full := make(map[string]uint64, len(m.budgetFull))
+	for k, v := range m.budgetFull {
+		full[k] = v
+	}
 	m.refusedMu.Unlock()
 	return MitigatorStats{
 		Active: int(m.activeN.Load()), Announced: m.announced.Load(), Withdrawn: m.withdrawn.Load(),
 		Extended: m.extended.Load(), Escalations: m.escalations.Load(), Failures: m.failures.Load(), Refused: refused,
+		BudgetFull: full,
 	}
 }
 
@@ -383,7 +434,7 @@ func (m *Mitigator) handle(ctx context.Context, ev detect.Event) {
 			m.recent = slices.Delete(m.recent, 0, len(m.recent)-recentAttacks)
 		}
 		for _, mt := range m.active {
-			if mt.AttackID != sig.ID || !mt.AttackEnded.IsZero() {
+			if !mt.hasAttack(sig.ID) || !mt.AttackEnded.IsZero() || m.ongoing(mt) {
 				continue
 			}
 			mt.AttackEnded = now
@@ -441,13 +492,28 @@ func shapeOf(s *detect.Signature) flowspec.Shape {
 	if s.TCP > 0 {
 		sh.TCPSYN = s.TCPSYN
 	}
+	sh.Lengths = lengthShares(s.Lengths[:])
+	for _, v := range s.Vectors {
+		fv := flowspec.Vector{Proto: v.Proto, SYN: v.Kind == detect.VectorSYN, Fragment: v.Kind == detect.VectorFragment,
+			Share: v.Share, Records: v.Records, SrcPorts: conv(v.SrcPorts), DstPorts: conv(v.DstPorts), Lengths: lengthShares(v.Lengths[:])}
+		sh.Vectors = append(sh.Vectors, fv)
+	}
+	if s.Ratio > 1 {
+		// Whatever the host sends below its limit may be its own.
+		sh.Attack = 1 - 1/s.Ratio
+	}
+	return sh
+}
+
+// lengthShares turns a detect length histogram into the builder's.
+func lengthShares(h []float64) []flowspec.LengthShare {
+	out := make([]flowspec.LengthShare, 0, len(h))
 	lo := 0
 	for i, hi := range detect.LengthBounds {
-		sh.Lengths = append(sh.Lengths, flowspec.LengthShare{Lo: uint16(lo), Hi: uint16(hi), Share: s.Lengths[i]})
+		out = append(out, flowspec.LengthShare{Lo: uint16(lo), Hi: uint16(hi), Share: h[i]})
 		lo = hi + 1
 	}
-	sh.Lengths = append(sh.Lengths, flowspec.LengthShare{Lo: uint16(lo), Hi: 65535, Share: s.Lengths[len(detect.LengthBounds)]})
-	return sh
+	return append(out, flowspec.LengthShare{Lo: uint16(lo), Hi: 65535, Share: h[len(detect.LengthBounds)]})
 }
 
 // match returns the first response of the attack's hostgroup whose
@@ -497,13 +563,9 @@ func (m *Mitigator) respond(ctx context.Context, sig detect.Signature, now time.
 // announceAll announces what a response (or its escalation) asks for.
 func (m *Mitigator) announceAll(ctx context.Context, pol *policies.Policy, hg *policies.Hostgroup, r *policies.Response,
 	fs *policies.FlowSpecAction, rt *policies.RTBHAction, sig *detect.Signature, now time.Time, escalation bool) {
+	var set []flowspec.Announcement
 	if fs != nil {
-		a, err := flowspec.NewFlowSpec(flowspec.Build(shapeOf(sig), fs.Coverage), fs)
-		if err != nil {
-			m.log.Error("cannot build flowspec rule", "response", r.Name, "error", err.Error())
-		} else {
-			m.apply(ctx, pol, hg, r, a, sig, now, escalation)
-		}
+		set = m.ruleSet(fs, sig, r.Name)
 	}
 	if rt != nil {
 		p, ok := rtbhPrefix(sig, rt)
@@ -512,9 +574,24 @@ func (m *Mitigator) announceAll(ctx context.Context, pol *policies.Policy, hg *p
 			m.log.Warn("announcement refused", "response", r.Name, "victim", sig.Victim.String(),
 				"error", fmt.Sprintf("the victim is a /%d; set prefix_length_ipv4/ipv6 in the response's rtbh block to blackhole it whole", sig.Victim.Bits()))
 		} else {
-			m.apply(ctx, pol, hg, r, flowspec.NewRTBH(p, pol.BGP, rt.Communities), sig, now, escalation)
+			set = append(set, flowspec.NewRTBH(p, pol.BGP, rt.Communities))
 		}
 	}
+	m.applySet(ctx, pol, hg, r, set, sig, now, escalation)
+}
+
+// ruleSet returns the FlowSpec announcements of an attack's rule set.
+func (m *Mitigator) ruleSet(fs *policies.FlowSpecAction, sig *detect.Signature, response string) []flowspec.Announcement {
+	var set []flowspec.Announcement
+	for _, rule := range flowspec.BuildSet(shapeOf(sig), fs.Coverage, fs.MaxRules) {
+		a, err := flowspec.NewFlowSpec(rule, fs)
+		if err != nil {
+			m.log.Error("cannot build flowspec rule", "response", response, "error", err.Error())
+			continue
+		}
+		set = append(set, a)
+	}
+	return set
 }
 
 // rtbhPrefix is the prefix to blackhole for an attack: the victim widened
@@ -541,43 +618,110 @@ func (m *Mitigator) countHostgroup(name string) int {
 	return n
 }
 
-// apply checks a, then extends the mitigation with its key or announces a
-// new one (stored first).
-func (m *Mitigator) apply(ctx context.Context, pol *policies.Policy, hg *policies.Hostgroup, r *policies.Response,
-	a flowspec.Announcement, sig *detect.Signature, now time.Time, escalation bool) {
-	if _, err := flowspec.Check(&a, pol); err != nil {
+// applySet checks each announcement of an attack's set, extends those
+// already active, and announces the others when they fit every budget;
+// when they do not, the hostgroup's on_budget_full actions are tried in
+// turn, and an attack nothing makes room for is refused loudly.
+func (m *Mitigator) applySet(ctx context.Context, pol *policies.Policy, hg *policies.Hostgroup, r *policies.Response,
+	set []flowspec.Announcement, sig *detect.Signature, now time.Time, escalation bool) {
+	var fresh []flowspec.Announcement
+	for i := range set {
+		a := &set[i]
+		if !m.check(a, pol, r.Name) {
+			continue
+		}
+		if mt, ok := m.active[a.Key()]; ok {
+			m.extend(mt, sig, r.Duration, now)
+			continue
+		}
+		if mt := m.coveringAggregate(a, hg.Name); mt != nil {
+			m.extend(mt, sig, r.Duration, now)
+			continue
+		}
+		fresh = append(fresh, *a)
+	}
+	if len(fresh) == 0 {
+		return
+	}
+	if hg.Aggregate.After > 0 {
+		fresh = m.aggregate(ctx, pol, hg, r, fresh, sig, now, escalation, hg.Aggregate.After)
+	}
+	full := m.budgets(pol, hg, fresh)
+	if full != nil {
+		tried := map[string]bool{}
+		for _, act := range hg.OnBudgetFull {
+			if tried[act] {
+				continue
+			}
+			tried[act] = true
+			switch act {
+			case policies.BudgetAggregate:
+				fresh = m.aggregate(ctx, pol, hg, r, fresh, sig, now, escalation, 2)
+			case policies.BudgetReplace:
+				m.replaceSmallest(ctx, pol, hg, full, fresh, sig)
+			case policies.BudgetRTBH:
+				fresh = m.asRTBH(pol, hg, r, fresh, sig)
+			}
+			if m.budgets(pol, hg, fresh) == nil {
+				m.budgetFullEvent(*full, act, sig)
+				full = nil
+				break
+			}
+		}
+		if full != nil {
+			m.budgetFullEvent(*full, BudgetRefused, sig)
+			for _, a := range fresh {
+				m.refuse("budget_full")
+				m.log.Warn("announcement refused: budget full", "announcement", a.String(), "attack", sig.ID,
+					"budget", full.Budget, "scope", full.Scope, "used", full.Used, "limit", full.Limit,
+					"tried", strings.Join(hg.OnBudgetFull, ","))
+			}
+			return
+		}
+	}
+	for i, a := range fresh {
+		mt := m.newMitigation(pol, hg, r, a, sig, now, escalation)
+		mt.Rule, mt.Rules = i+1, len(fresh)
+		m.announce(ctx, mt)
+	}
+}
+
+// check runs the safety checks on a, counting and logging a refusal.
+func (m *Mitigator) check(a *flowspec.Announcement, pol *policies.Policy, response string) bool {
+	if _, err := flowspec.Check(a, pol); err != nil {
 		reason := "malformed"
 		var re *flowspec.RefusedError
 		if errors.As(err, &re) {
 			reason = re.Reason
 		}
 		m.refuse(reason)
-		m.log.Warn("announcement refused", "announcement", a.String(), "response", r.Name, "error", err.Error())
-		return
+		m.log.Warn("announcement refused", "announcement", a.String(), "response", response, "error", err.Error())
+		return false
 	}
-	key := a.Key()
-	if mt, ok := m.active[key]; ok {
-		mt.AttackID, mt.AttackEnded = sig.ID, time.Time{}
-		if exp := now.Add(r.Duration); exp.After(mt.Expires) {
-			mt.Expires = exp
+	return true
+}
+
+// extend ties mt to the attack and pushes its expiry to now+d.
+func (m *Mitigator) extend(mt *Mitigation, sig *detect.Signature, d time.Duration, now time.Time) {
+	if !mt.hasAttack(sig.ID) {
+		if mt.AttackID != 0 {
+			mt.Merged = append(mt.Merged, mt.AttackID)
 		}
-		m.extended.Add(1)
-		m.persist(mt)
-		m.log.Info("mitigation extended", "key", key, "attack", sig.ID, "expires", mt.Expires.Format(time.RFC3339))
-		return
+		mt.AttackID = sig.ID
 	}
-	if len(m.active) >= pol.Mitigation.MaxActive {
-		m.refuse("cap")
-		m.log.Warn("announcement refused", "announcement", a.String(), "error", fmt.Sprintf("%d mitigations active, the global cap", len(m.active)))
-		return
+	mt.AttackEnded = time.Time{}
+	if exp := now.Add(d); exp.After(mt.Expires) {
+		mt.Expires = exp
 	}
-	if n := m.countHostgroup(hg.Name); n >= hg.MaxRules {
-		m.refuse("hostgroup_cap")
-		m.log.Warn("announcement refused", "announcement", a.String(), "error", fmt.Sprintf("%d mitigations active for hostgroup %q, its max_rules", n, hg.Name))
-		return
-	}
+	m.extended.Add(1)
+	m.persist(mt)
+	m.log.Info("mitigation extended", "key", mt.Key, "attack", sig.ID, "expires", mt.Expires.Format(time.RFC3339))
+}
+
+func (m *Mitigator) newMitigation(pol *policies.Policy, hg *policies.Hostgroup, r *policies.Response,
+	a flowspec.Announcement, sig *detect.Signature, now time.Time, escalation bool) *Mitigation {
 	mt := &Mitigation{
-		Key: key, Announcement: a, Hostgroup: hg.Name, Response: r.Name, AttackID: sig.ID, Victim: sig.Victim, AttackPPS: sig.PPS,
+		Key: a.Key(), Announcement: a, Hostgroup: hg.Name, Response: r.Name, AttackID: sig.ID, Victim: sig.Victim, AttackPPS: sig.PPS,
 		Reason:  fmt.Sprintf("attack %d on %s (%s): %s", sig.ID, sig.Victim, sig.Direction, sig.Reason),
 		Started: now, Expires: now.Add(r.Duration), Duration: r.Duration, Extend: r.Extend, Hold: r.Hold,
 		Escalation: escalation, DryRun: pol.Mitigation.DryRun,
@@ -585,7 +729,25 @@ func (m *Mitigator) apply(ctx context.Context, pol *policies.Policy, hg *policie
 	if r.Escalate != nil && !escalation {
 		mt.EscalateAt = now.Add(r.Escalate.After)
 	}
-	m.announce(ctx, mt)
+	return mt
+}
+
+// hasAttack reports whether mt stands for attack id.
+func (mt *Mitigation) hasAttack(id uint64) bool {
+	return mt.AttackID == id || slices.Contains(mt.Merged, id)
+}
+
+// ongoing reports whether any attack mt stands for goes on.
+func (m *Mitigator) ongoing(mt *Mitigation) bool {
+	if _, ok := m.attacks[mt.AttackID]; ok {
+		return true
+	}
+	for _, id := range mt.Merged {
+		if _, ok := m.attacks[id]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // announce stores mt, then sends it; a mitigation that cannot be stored
@@ -655,42 +817,99 @@ func (m *Mitigator) withdraw(ctx context.Context, mt *Mitigation, why string) bo
 	return true
 }
 
-// refine replaces a mitigation's FlowSpec rule when an updated signature
-// calls for another one: the new rule is announced before the old one is
-// withdrawn, and never are both kept.
+// refine replaces an attack's FlowSpec rule set when an updated
+// signature calls for another one: the new rules are announced before the
+// old ones are withdrawn, and the two sets are never both kept. Aggregate
+// rules, which stand for several attacks, are left as they are.
 func (m *Mitigator) refine(ctx context.Context, sig detect.Signature, now time.Time) {
 	pol := m.pol.Load()
+	type setKey struct {
+		response   string
+		escalation bool
+	}
+	sets := map[setKey][]*Mitigation{}
 	for _, mt := range m.active {
-		if mt.AttackID != sig.ID || mt.Manual || mt.Announcement.Kind != flowspec.FlowSpec {
+		if mt.AttackID != sig.ID || mt.Manual || len(mt.Merged) > 0 || mt.Announcement.Kind != flowspec.FlowSpec {
 			continue
 		}
-		hg, ok := pol.Hostgroup(mt.Hostgroup)
+		k := setKey{mt.Response, mt.Escalation}
+		sets[k] = append(sets[k], mt)
+	}
+	for k, old := range sets {
+		hg, ok := pol.Hostgroup(old[0].Hostgroup)
 		if !ok {
 			continue
 		}
-		act := responseFlowSpec(hg, mt.Response, mt.Escalation)
+		act := responseFlowSpec(hg, k.response, k.escalation)
 		if act == nil {
 			continue
 		}
-		a, err := flowspec.NewFlowSpec(flowspec.Build(shapeOf(&sig), act.Coverage), act)
-		if err != nil || a.Key() == mt.Key {
+		var next []flowspec.Announcement
+		for _, a := range m.ruleSet(act, &sig, k.response) {
+			if _, err := flowspec.Check(&a, pol); err != nil {
+				m.log.Warn("refined rule refused; keeping the current set", "attack", sig.ID, "error", err.Error())
+				next = nil
+				break
+			}
+			next = append(next, a)
+		}
+		if len(next) == 0 || sameKeys(old, next) {
 			continue
 		}
-		if _, err := flowspec.Check(&a, pol); err != nil {
-			m.log.Warn("refined rule refused; keeping the current one", "key", mt.Key, "error", err.Error())
+		kept := map[string]bool{}
+		var fresh []flowspec.Announcement
+		for _, a := range next {
+			if mt, ok := m.active[a.Key()]; ok {
+				kept[a.Key()] = mt.AttackID == sig.ID
+				continue
+			}
+			fresh = append(fresh, a)
+		}
+		if grow := len(fresh) - len(old); grow > 0 && m.budgets(pol, hg, fresh[:grow]) != nil {
+			m.log.Warn("refined rule set does not fit the budget; keeping the current set", "attack", sig.ID)
 			continue
 		}
-		if _, taken := m.active[a.Key()]; taken {
+		announced := true
+		for i, a := range fresh {
+			mt := *old[0]
+			mt.Key, mt.Announcement, mt.Started, mt.Victim = a.Key(), a, now, sig.Victim
+			mt.Rule, mt.Rules = i+1, len(next)
+			if !m.announce(ctx, &mt) {
+				announced = false
+				break
+			}
+		}
+		if !announced {
 			continue
 		}
-		next := *mt
-		next.Key, next.Announcement, next.Started = a.Key(), a, now
-		if !m.announce(ctx, &next) {
-			continue
+		var olds, news []string
+		for _, mt := range old {
+			olds = append(olds, mt.Announcement.String())
 		}
-		m.log.Info("rule refined", "attack", sig.ID, "old", mt.Announcement.String(), "new", a.String())
-		m.withdraw(ctx, mt, "replaced by a refined rule")
+		for _, a := range next {
+			news = append(news, a.String())
+		}
+		m.log.Info("rule set refined", "attack", sig.ID, "old", strings.Join(olds, "; "), "new", strings.Join(news, "; "))
+		for _, mt := range old {
+			if !kept[mt.Key] {
+				m.withdraw(ctx, mt, "replaced by a refined rule set")
+			}
+		}
 	}
+}
+
+// sameKeys reports whether the mitigations and the announcements have the
+// same keys.
+func sameKeys(mts []*Mitigation, as []flowspec.Announcement) bool {
+	if len(mts) != len(as) {
+		return false
+	}
+	for _, a := range as {
+		if !slices.ContainsFunc(mts, func(mt *Mitigation) bool { return mt.Key == a.Key() }) {
+			return false
+		}
+	}
+	return true
 }
 
 func responseFlowSpec(hg *policies.Hostgroup, name string, escalation bool) *policies.FlowSpecAction {
@@ -723,12 +942,12 @@ func (m *Mitigator) wake(ctx context.Context) {
 		if !ok {
 			continue
 		}
-		sig, ongoing := m.attacks[mt.AttackID]
-		ongoing = ongoing && mt.AttackEnded.IsZero()
+		sig, ok := m.attacks[mt.AttackID]
+		ongoing := m.ongoing(mt) && mt.AttackEnded.IsZero()
 		if !mt.EscalateAt.IsZero() && !mt.Escalated && !now.Before(mt.EscalateAt) {
 			mt.Escalated = true
 			m.persist(mt)
-			if ongoing {
+			if ongoing && ok {
 				m.escalate(ctx, pol, mt, &sig, now)
 			}
 		}

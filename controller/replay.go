@@ -86,6 +86,7 @@ type replayer struct {
 
 func (r *replayer) AttackStarted(detect.Signature)   {}
 func (r *replayer) MitigationWithdrawn(Mitigation)   {}
+func (r *replayer) BudgetFull(BudgetEvent)           {}
 func (r *replayer) MitigationAnnounced(m Mitigation) { r.made[m.Key] = m }
 
 func (r *replayer) Ingest(batch []sources.Record) {

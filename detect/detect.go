@@ -107,8 +107,53 @@ type Signature struct {
 	// SrcPrefixes are the top source networks (/24 for IPv4, /64 for
 	// IPv6) with their shares.
 	SrcPrefixes []PrefixShare
+	// Vectors split the traffic by what a FlowSpec rule can tell apart,
+	// heaviest first: one per protocol, with TCP SYN without ACK and
+	// non-first fragments apart.
+	Vectors []Vector
+	// Ratio is the crossed limit's rate over the limit (point estimate)
+	// when the event was made; for a hostgroup total, of its group limit.
+	Ratio float64
 	// Samples are a few records of the attack traffic.
 	Samples []sources.Record
+}
+
+// VectorKind tells the kinds of vector of one protocol apart.
+type VectorKind uint8
+
+// Vector kinds.
+const (
+	VectorPlain    VectorKind = iota // the protocol's other packets
+	VectorSYN                        // TCP with SYN and without ACK
+	VectorFragment                   // non-first fragments (no transport header)
+)
+
+// String names the kind.
+func (k VectorKind) String() string {
+	switch k {
+	case VectorSYN:
+		return "syn"
+	case VectorFragment:
+		return "fragment"
+	}
+	return "plain"
+}
+
+// Vector is one kind of packet in an attack's traffic.
+type Vector struct {
+	Proto uint8
+	Kind  VectorKind
+	// Share is the vector's share of all packets.
+	Share float64
+	// Records is how many records (samples) the vector's figures rest
+	// on, decayed as its shares are.
+	Records float64
+	// SrcPorts and DstPorts are the top ports within the vector (TCP and
+	// UDP, not fragments), as shares of the vector's packets.
+	SrcPorts, DstPorts []Share
+	// Lengths is the vector's packet length histogram (as Signature's),
+	// as shares of its packets.
+	Lengths [len(LengthBounds) + 1]float64
 }
 
 // LengthBounds are the upper bounds of the packet length histogram.

@@ -1260,6 +1260,8 @@ func (e *Engine) update(k Host, h *host, now time.Time, secs float64) (Event, bo
 		h.setAttack(a)
 		e.attacks.Add(1)
 		fillRates(&a.sig, &h.r)
+	a.sig.Ratio = cr.point
+		a.sig.Ratio = cr.point
 		if h.sk() != nil {
 			h.sk().fill(&a.sig)
 		}
@@ -1502,12 +1504,14 @@ func (e *Engine) groupTransition(gs *groupState, g *hostgroup, dir Direction, to
 		}, lastUpdate: now}
 		e.attacks.Add(1)
 		fillRates(&gs.attack.sig, &gs.r)
+		gs.attack.sig.Ratio = cr.point
 		e.log.Info("attack on hostgroup total started", "id", gs.attack.sig.ID, "hostgroup", g.name,
 			"prefix", top.prefix.String(), "direction", dir.String(), "reason", reason)
 		return Event{Kind: AttackStarted, At: now, Signature: gs.attack.sig}, true
 	}
 	a := gs.attack
 	fillRates(&a.sig, &gs.r)
+	a.sig.Ratio = cr.point
 	if cr.point >= e.cfg.EndRatio {
 		a.belowSince = time.Time{}
 		return Event{}, false

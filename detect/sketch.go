@@ -109,6 +109,77 @@ type sketch struct {
 	srcNets             topK[netip.Prefix]
 	lengths             [len(LengthBounds) + 1]float64
 	samples             []sources.Record
+	// vectors split the traffic by what a FlowSpec rule can tell apart
+	// (protocol; TCP SYN without ACK; non-first fragments), each with
+	// its own ports and lengths, so that a multi-vector attack gets one
+	// rule per vector.
+	vectors []vector
+}
+
+// vectorKey is the part of a packet that decides its vector.
+type vectorKey struct {
+	proto uint8
+	kind  VectorKind
+}
+
+// vector is the sketch of one vector's traffic.
+type vector struct {
+	key vectorKey
+	// w is the vector's weight (as the sketch's packets); n counts the
+	// records (samples) behind it, the evidence its shares rest on.
+	w, n               float64
+	srcPorts, dstPorts topK[uint16]
+	lengths            [len(LengthBounds) + 1]float64
+}
+
+// Vector sketch sizes: vectors per host, ports per vector.
+const (
+	sketchVectors     = 8
+	sketchVectorPorts = 8
+)
+
+// vectorOf returns r's vector key.
+func vectorOf(r *sources.Record) vectorKey {
+	k := vectorKey{proto: r.Proto}
+	transport := r.Proto == 6 || r.Proto == 17
+	switch {
+	case r.Fragment && (!transport || (r.SrcPort == 0 && r.DstPort == 0)):
+		// A non-first fragment: no transport header, so no port or flag
+		// component can match it; only the fragment component can.
+		k.kind = VectorFragment
+	case transport && r.SrcPort == 0 && r.DstPort == 0:
+		// Flow exports without fragment fields show non-first fragments
+		// as transport traffic without ports.
+		k.kind = VectorFragment
+	case r.Proto == 6 && r.TCPFlags&0x12 == 0x02:
+		k.kind = VectorSYN
+	}
+	return k
+}
+
+func (s *sketch) vector(k vectorKey) *vector {
+	for i := range s.vectors {
+		if s.vectors[i].key == k {
+			return &s.vectors[i]
+		}
+	}
+	if len(s.vectors) < cap(s.vectors) {
+		s.vectors = append(s.vectors, vector{key: k, srcPorts: newTopK[uint16](sketchVectorPorts), dstPorts: newTopK[uint16](sketchVectorPorts)})
+		return &s.vectors[len(s.vectors)-1]
+	}
+	// Full: the lightest vector makes room (space-saving, as topK).
+	light := 0
+	for i := range s.vectors {
+		if s.vectors[i].w < s.vectors[light].w {
+			light = i
+		}
+	}
+	v := &s.vectors[light]
+	v.key = k
+	v.srcPorts.keys, v.srcPorts.counts = v.srcPorts.keys[:0], v.srcPorts.counts[:0]
+	v.dstPorts.keys, v.dstPorts.counts = v.dstPorts.keys[:0], v.dstPorts.counts[:0]
+	v.lengths = [len(LengthBounds) + 1]float64{}
+	return v
 }
 
 func newSketch(byFlows bool) *sketch {
@@ -120,6 +191,7 @@ func newSketch(byFlows bool) *sketch {
 		flags:    newTopK[uint8](sketchFlags),
 		srcNets:  newTopK[netip.Prefix](sketchPrefixes),
 		samples:  make([]sources.Record, 0, maxSamples),
+		vectors:  make([]vector, 0, sketchVectors),
 		fresh:    true,
 	}
 }
@@ -168,6 +240,14 @@ func (s *sketch) add(r *sources.Record, remote netip.Addr, pkts float64, mask ui
 		s.srcNets.add(p, pkts)
 	}
 	s.lengths[lengthBucket(r.Length)] += pkts
+	v := s.vector(vectorOf(r))
+	v.w += pkts
+	v.n++
+	if v.key.kind != VectorFragment && (r.Proto == 6 || r.Proto == 17) {
+		v.srcPorts.add(r.SrcPort, pkts)
+		v.dstPorts.add(r.DstPort, pkts)
+	}
+	v.lengths[lengthBucket(r.Length)] += pkts
 	if len(s.samples) < cap(s.samples) {
 		s.samples = append(s.samples, *r)
 	}
@@ -188,6 +268,16 @@ func (s *sketch) decay() {
 	s.srcNets.decay(sketchDecay)
 	for i := range s.lengths {
 		s.lengths[i] *= sketchDecay
+	}
+	for i := range s.vectors {
+		v := &s.vectors[i]
+		v.w *= sketchDecay
+		v.n *= sketchDecay
+		v.srcPorts.decay(sketchDecay)
+		v.dstPorts.decay(sketchDecay)
+		for j := range v.lengths {
+			v.lengths[j] *= sketchDecay
+		}
 	}
 }
 
@@ -219,6 +309,32 @@ func (s *sketch) fill(sig *Signature) {
 	}
 	sig.AvgLength = s.bytes / s.packets
 	sig.Samples = slices.Clone(s.samples)
+	sig.Vectors = make([]Vector, 0, len(s.vectors))
+	for i := range s.vectors {
+		v := &s.vectors[i]
+		if v.w <= 0 {
+			continue
+		}
+		out := Vector{Proto: v.key.proto, Kind: v.key.kind, Share: min(1, v.w/s.packets), Records: v.n,
+			SrcPorts: shares(&v.srcPorts, v.w), DstPorts: shares(&v.dstPorts, v.w)}
+		for j, l := range v.lengths {
+			out.Lengths[j] = l / v.w
+		}
+		sig.Vectors = append(sig.Vectors, out)
+	}
+	// Heaviest first; ties in a fixed order, so that the same traffic
+	// always reads the same.
+	slices.SortFunc(sig.Vectors, func(a, b Vector) int {
+		switch {
+		case a.Share > b.Share:
+			return -1
+		case a.Share < b.Share:
+			return 1
+		case a.Proto != b.Proto:
+			return int(a.Proto) - int(b.Proto)
+		}
+		return int(a.Kind) - int(b.Kind)
+	})
 	if s.byFlows {
 		// The class shares too are of the flows' traffic.
 		share := func(k class) float64 { return min(1, s.classes[k]/s.packets) }

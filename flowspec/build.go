@@ -20,6 +20,29 @@ type Shape struct {
 	Fragment float64
 	// Lengths are packet length buckets in increasing order.
 	Lengths []LengthShare
+	// Vectors split the traffic by what a rule can tell apart, heaviest
+	// first. Without them BuildSet falls back on Build.
+	Vectors []Vector
+	// Attack is the share of the packets that is surely the attack (for
+	// a host at 3× its limit, at least 2/3: the rest may be its own
+	// traffic); 0 means all of them.
+	Attack float64
+}
+
+// Vector is one kind of packet in the traffic: a protocol, and for TCP
+// SYN without ACK or for non-first fragments, those apart.
+type Vector struct {
+	Proto uint8
+	// SYN marks TCP with SYN and without ACK; Fragment non-first
+	// fragments (of any protocol).
+	SYN, Fragment bool
+	// Share is the vector's share of all packets; Records how many
+	// records (samples) it rests on.
+	Share, Records float64
+	// SrcPorts and DstPorts are shares of the vector's packets.
+	SrcPorts, DstPorts []Share
+	// Lengths are shares of the vector's packets, in increasing order.
+	Lengths []LengthShare
 }
 
 // Share is a value and its share of packets.
@@ -163,4 +186,146 @@ func lengthRange(ls []LengthShare, want float64) (lo, hi uint16, share float64, 
 		return 0, 0, 0, false
 	}
 	return lo, hi, share, true
+}
+
+// Rule set bounds and thresholds.
+const (
+	// DefaultMaxRules is the most rules BuildSet makes for one attack.
+	DefaultMaxRules = 4
+	// bigVector is the share from which a vector gets a rule even when
+	// the heavier ones already reach the coverage: a vector that large
+	// is part of the attack.
+	bigVector = 0.2
+	// minVector is the least share of a vector with a rule: lighter ones
+	// are noise or the victim's own traffic.
+	minVector = 0.02
+	// portCover is the share of a vector's packets a port set must carry
+	// to become a component. Reflection and single-service floods carry
+	// all of it; random-port floods far less, so the choice does not
+	// flip with sampling noise.
+	portCover = 0.9
+	// lengthFloorCover is the share of a port-matched vector's packets a
+	// lower bound on length must keep (amplified answers are long, the
+	// service's normal answers short).
+	lengthFloorCover = 0.97
+	// minLengthFloor is the least lower bound worth a component: one
+	// below it drops nothing.
+	minLengthFloor = 129
+	// MaxLengthWidth is how narrow a length range must be, in bytes, to
+	// be a component on its own (when no port set exists): a wider one
+	// matches most of a victim's traffic.
+	MaxLengthWidth = 512
+	// lengthCover is the share of a vector's packets such a range must
+	// hold.
+	lengthCover = 0.9
+)
+
+// BuildSet returns the rules for an attack: one per vector, heaviest
+// first, until the vectors taken cover coverage of the attack's packets
+// (Shape.Attack of all), plus any vector of at least a fifth of the
+// traffic, at most maxRules (0 means DefaultMaxRules). Each rule is as
+// narrow as its vector allows: the protocol always; TCP SYN without ACK
+// for SYN floods; the fragment component for non-first fragments; a port
+// set that carries 90 % of its vector, with a lower bound on length when
+// 97 % of the vector's packets are that long; else a length range no
+// wider than MaxLengthWidth holding 90 %; never a component that matches
+// (nearly) every packet. Without vectors it returns Build's one rule.
+func BuildSet(s Shape, coverage float64, maxRules int) []Rule {
+	if maxRules <= 0 {
+		maxRules = DefaultMaxRules
+	}
+	if len(s.Vectors) == 0 {
+		return []Rule{Build(s, coverage)}
+	}
+	attack := s.Attack
+	if attack <= 0 || attack > 1 {
+		attack = 1
+	}
+	want := coverage * attack
+	var rules []Rule
+	covered := 0.0
+	for _, v := range s.Vectors {
+		if len(rules) == maxRules {
+			break
+		}
+		if v.Share < minVector || (covered >= want && v.Share < bigVector) {
+			continue
+		}
+		r := vectorRule(s.Victim, &v)
+		if slices.ContainsFunc(rules, func(x Rule) bool { return x.String() == r.String() }) {
+			continue
+		}
+		rules = append(rules, r)
+		covered += v.Share
+	}
+	if len(rules) == 0 {
+		return []Rule{Build(s, coverage)}
+	}
+	return rules
+}
+
+// vectorRule is the narrowest rule for one vector.
+func vectorRule(victim netip.Prefix, v *Vector) Rule {
+	r := Rule{Dst: victim.Masked(), Protocols: []uint8{v.Proto}}
+	switch {
+	case v.Fragment:
+		r.Fragment = FragIsFragment
+		return r
+	case v.SYN:
+		r.TCPFlagsSet, r.TCPFlagsUnset = FlagSYN, FlagACK
+	}
+	if v.Proto == 6 || v.Proto == 17 {
+		src, sShare := topSet(v.SrcPorts, portCover, maxBuiltValues)
+		dst, dShare := topSet(v.DstPorts, portCover, maxBuiltValues)
+		// The side that carries the vector with fewer ports: the
+		// reflector's service port, or the flooded service.
+		useSrc := sShare >= portCover && (dShare < portCover || len(src) <= len(dst))
+		useDst := !useSrc && dShare >= portCover
+		switch {
+		case useSrc:
+			r.SrcPorts = portRanges(src)
+		case useDst:
+			r.DstPorts = portRanges(dst)
+		}
+		if useSrc || useDst {
+			if lo, ok := lengthFloor(v.Lengths); ok {
+				r.PacketLengths = []Range{{uint32(lo), 65535}}
+			}
+			return r
+		}
+		if v.SYN {
+			// SYN without ACK is narrow enough: a victim's own SYNs are
+			// few of its packets.
+			return r
+		}
+	}
+	if lo, hi, share, ok := lengthRange(v.Lengths, lengthCover); ok && share >= lengthCover && int(hi)-int(lo) < MaxLengthWidth {
+		r.PacketLengths = []Range{{uint32(lo), uint32(hi)}}
+	}
+	return r
+}
+
+func portRanges(ports []int) []Range {
+	rs := make([]Range, len(ports))
+	for i, p := range ports {
+		rs[i] = Single(uint32(p))
+	}
+	slices.SortFunc(rs, func(a, b Range) int { return int(a.Lo) - int(b.Lo) })
+	return rs
+}
+
+// lengthFloor returns the highest bucket bound that lengthFloorCover of
+// the packets reach, when it is worth a component.
+func lengthFloor(ls []LengthShare) (uint16, bool) {
+	above := 0.0
+	for i := len(ls) - 1; i >= 0; i-- {
+		above += ls[i].Share
+		if above >= lengthFloorCover {
+			if ls[i].Lo < minLengthFloor {
+				return 0, false
+			}
+			return ls[i].Lo, true
+		}
+	}
+	return 0, false
 }

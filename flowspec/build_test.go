@@ -101,3 +101,92 @@ func TestBuildCoverageOne(t *testing.T) {
 		t.Errorf("Build (-got +want):\n%s", diff)
 	}
 }
+
+// TestBuildSet covers the attack types a rule set is for: one rule per
+// vector, each with its key component, none matching nearly everything.
+func TestBuildSet(t *testing.T) {
+	victim := netip.MustParsePrefix("203.0.113.10/32")
+	at := func(bucket int, share float64) []LengthShare {
+		out := withLengths()
+		out[bucket].Share = share
+		if share < 1 {
+			out[0].Share += 1 - share
+		}
+		return out
+	}
+	web := Vector{Proto: 6, Share: 0.1, Records: 100, DstPorts: []Share{{443, 0.7}, {80, 0.3}}, SrcPorts: []Share{{51000, 0.01}},
+		Lengths: withLengths(0.3, 0.1, 0.1, 0.1, 0.1, 0.3)}
+	syn := Vector{Proto: 6, SYN: true, Share: 0.9, Records: 500, DstPorts: []Share{{80, 0.5}, {443, 0.45}, {22, 0.05}},
+		SrcPorts: []Share{{1024, 0.001}}, Lengths: at(0, 1)}
+	randomSyn := syn
+	randomSyn.DstPorts = []Share{{1, 0.01}, {2, 0.01}, {3, 0.01}}
+	tests := []struct {
+		name string
+		s    Shape
+		want []string
+	}{
+		{"ntp reflection: the port and a length floor",
+			Shape{Vectors: []Vector{{Proto: 17, Share: 0.92, Records: 300, SrcPorts: []Share{{123, 1}}, DstPorts: []Share{{40000, 0.01}},
+				Lengths: at(3, 1)}, web}, Attack: 2.0 / 3},
+			[]string{"dst 203.0.113.10/32 proto 17 sport 123 length 257-65535"}},
+		{"dns amplification: the port and the non-first fragments, two rules",
+			Shape{Vectors: []Vector{
+				{Proto: 17, Fragment: true, Share: 0.48, Records: 300, Lengths: at(5, 1)},
+				{Proto: 17, Share: 0.45, Records: 300, SrcPorts: []Share{{53, 1}}, Lengths: at(5, 1)}, web}, Attack: 2.0 / 3},
+			[]string{"dst 203.0.113.10/32 proto 17 fragment 0x02", "dst 203.0.113.10/32 proto 17 sport 53 length 1025-65535"}},
+		{"syn flood on two services: flags and ports",
+			Shape{Vectors: []Vector{syn, web}, Attack: 0.66},
+			[]string{"dst 203.0.113.10/32 proto 6 dport 80,443 tcp-flags set=0x02 unset=0x10"}},
+		{"syn flood on random ports: flags alone",
+			Shape{Vectors: []Vector{randomSyn, web}, Attack: 0.66},
+			[]string{"dst 203.0.113.10/32 proto 6 tcp-flags set=0x02 unset=0x10"}},
+		{"icmp flood beside the victim's web traffic: icmp alone, never mixed with tcp",
+			Shape{Vectors: []Vector{{Proto: 1, Share: 0.85, Records: 200, Lengths: withLengths(0.5, 0.5)}, web}, Attack: 0.7},
+			[]string{"dst 203.0.113.10/32 proto 1 length 0-128"}},
+		{"udp flood of large packets on random ports: a narrow length range",
+			Shape{Vectors: []Vector{{Proto: 17, Share: 0.9, Records: 200, SrcPorts: []Share{{1, 0.01}}, DstPorts: []Share{{2, 0.01}},
+				Lengths: at(5, 0.95)}}, Attack: 0.66},
+			[]string{"dst 203.0.113.10/32 proto 17 length 1025-1500"}},
+		{"udp flood of every size: the protocol, no length range that matches everything",
+			Shape{Vectors: []Vector{{Proto: 17, Share: 0.9, Records: 200, SrcPorts: []Share{{1, 0.01}}, DstPorts: []Share{{2, 0.01}},
+				Lengths: withLengths(0.2, 0.15, 0.15, 0.15, 0.15, 0.2)}}, Attack: 0.66},
+			[]string{"dst 203.0.113.10/32 proto 17"}},
+		{"multi-vector: one rule per vector, heaviest first",
+			Shape{Vectors: []Vector{
+				{Proto: 17, Share: 0.4, Records: 300, SrcPorts: []Share{{123, 1}}, Lengths: at(3, 1)},
+				{Proto: 6, SYN: true, Share: 0.3, Records: 300, DstPorts: []Share{{443, 1}}, Lengths: at(0, 1)},
+				{Proto: 1, Share: 0.25, Records: 300, Lengths: at(0, 1)},
+				{Proto: 47, Share: 0.05, Records: 30, Lengths: at(1, 1)}}},
+			// The three heaviest reach the coverage: the 5 % GRE is left.
+			[]string{"dst 203.0.113.10/32 proto 17 sport 123 length 257-65535", "dst 203.0.113.10/32 proto 6 dport 443 tcp-flags set=0x02 unset=0x10",
+				"dst 203.0.113.10/32 proto 1 length 0-64"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.s.Victim = victim
+			var got []string
+			for _, r := range BuildSet(tc.s, 0.95, 0) {
+				got = append(got, r.String())
+			}
+			if diff := cmp.Diff(got, tc.want); diff != "" {
+				t.Errorf("rules (-got +want):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestBuildSetBounded: a set never has more rules than asked, and never
+// a rule for a vector of under 2 %.
+func TestBuildSetBounded(t *testing.T) {
+	s := Shape{Victim: netip.MustParsePrefix("2001:db8::1/128")}
+	for _, p := range []uint8{17, 6, 1, 47, 50, 132} {
+		s.Vectors = append(s.Vectors, Vector{Proto: p, Share: 0.16, Records: 100, Lengths: withLengths()})
+	}
+	s.Vectors = append(s.Vectors, Vector{Proto: 41, Share: 0.01, Records: 10, Lengths: withLengths()})
+	if got := BuildSet(s, 1, 3); len(got) != 3 {
+		t.Errorf("%d rules, want 3", len(got))
+	}
+	if got := BuildSet(s, 1, 16); len(got) != 6 {
+		t.Errorf("%d rules, want 6 (not the 1 %% vector)", len(got))
+	}
+}

@@ -345,6 +345,10 @@ func (c *compiler) compileBGP(b *bgpBlock) {
 		if v, _, ok := c.uintRange(nb.Multihop, 1, 255, "multihop"); ok {
 			n.Multihop = uint8(v)
 		}
+		n.MaxFlowSpec = DefaultMaxFlowSpec
+		if v, _, ok := c.uintRange(nb.MaxFlowSpec, 1, 1_000_000, "max_flowspec_rules"); ok {
+			n.MaxFlowSpec = int(v)
+		}
 		n.Announce = []string{KindRTBH, KindFlowSpec}
 		if list, ok := c.strList(nb.Announce); ok {
 			n.Announce = nil

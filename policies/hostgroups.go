@@ -16,6 +16,8 @@ type groupSettings struct {
 	whitelist          []netip.Prefix
 	whitelistFlows     []WhitelistFlow
 	maxRules           int
+	onFull             []string
+	aggregate          Aggregate
 	responses          []*Response
 }
 
@@ -74,6 +76,25 @@ func (c *compiler) compileBody(b *groupBody, base groupSettings) groupSettings {
 	if n, _, ok := c.uintRange(b.MaxRules, 1, 1_000_000, "max_rules"); ok {
 		out.maxRules = int(n)
 	}
+	if list, ok := c.strList(b.OnFull); ok {
+		out.onFull = nil
+		for _, it := range list {
+			if !slices.Contains(BudgetActions, it.s) {
+				c.errorf(it.rng, "Unknown budget action", "%q is not an action; write any of %q, %q, %q, in the order to try them", it.s, BudgetAggregate, BudgetReplace, BudgetRTBH)
+				continue
+			}
+			out.onFull = append(out.onFull, it.s)
+		}
+	}
+	if n, _, ok := c.uintRange(b.AggAfter, 0, 1_000_000, "aggregate_after"); ok {
+		out.aggregate.After = int(n)
+	}
+	if n, _, ok := c.uintRange(b.AggPrefix4, 8, 32, "aggregate_prefix_ipv4"); ok {
+		out.aggregate.MaxPrefix4 = int(n)
+	}
+	if n, _, ok := c.uintRange(b.AggPrefix6, 16, 128, "aggregate_prefix_ipv6"); ok {
+		out.aggregate.MaxPrefix6 = int(n)
+	}
 	if len(b.Responses) > 0 {
 		own := c.compileResponses(b.Responses)
 		out.responses = append(own, base.responses...)
@@ -85,6 +106,8 @@ func (c *compiler) compileHostgroups(defaults *groupBody, blocks []*hostgroupBlo
 	base := groupSettings{
 		incoming: &Threshold{}, outgoing: &Threshold{},
 		ewma: DefaultEWMA, baseline: DefaultBaseline, maxRules: DefaultMaxRules,
+		onFull:    []string{BudgetAggregate, BudgetReplace},
+		aggregate: Aggregate{After: DefaultAggregateAfter, MaxPrefix4: DefaultAggregatePrefix4, MaxPrefix6: DefaultAggregatePrefix6},
 	}
 	if defaults != nil {
 		base = c.compileBody(defaults, base)
@@ -105,7 +128,7 @@ func (c *compiler) compileHostgroups(defaults *groupBody, blocks []*hostgroupBlo
 		h := &Hostgroup{
 			Name: b.Name, Incoming: *set.incoming, Outgoing: *set.outgoing,
 			EWMA: set.ewma, Baseline: set.baseline, Whitelist: set.whitelist, WhitelistFlows: set.whitelistFlows,
-			MaxRules: set.maxRules, Responses: set.responses,
+			MaxRules: set.maxRules, OnBudgetFull: set.onFull, Aggregate: set.aggregate, Responses: set.responses,
 		}
 		list, ok := c.strList(b.Prefixes)
 		if !ok {
@@ -284,7 +307,7 @@ func (c *compiler) compileFlowSpec(b *flowspecBlock) *FlowSpecAction {
 	if b == nil {
 		return nil
 	}
-	a := &FlowSpecAction{Action: "discard", Coverage: DefaultCoverage}
+	a := &FlowSpecAction{Action: "discard", Coverage: DefaultCoverage, MaxRules: DefaultRulesPerAttack}
 	if s, rng, ok := c.str(b.Action); ok {
 		if !slices.Contains(flowSpecActions, s) {
 			c.errorf(rng, "Unknown FlowSpec action", "%q is not an action; write one of discard, rate-limit, redirect, mark", s)
@@ -335,6 +358,9 @@ func (c *compiler) compileFlowSpec(b *flowspecBlock) *FlowSpecAction {
 			c.errorf(rng, "Invalid coverage", "coverage %g is out of range; write a share above 0 and up to 1, such as 0.9", f)
 		}
 		a.Coverage = f
+	}
+	if n, _, ok := c.uintRange(b.MaxRules, 1, 16, "max_rules_per_attack"); ok {
+		a.MaxRules = int(n)
 	}
 	return a
 }

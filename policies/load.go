@@ -35,10 +35,19 @@ const (
 	DefaultDuration   = 10 * time.Minute
 	DefaultMaxRules   = 100
 	DefaultMaxActive  = 10000
-	DefaultCoverage   = 0.9
-	DefaultStateFile  = "floodgate.db"
-	DefaultBGPPort    = 179
-	DefaultAPISocket  = "/run/floodgate/api.sock"
+	// DefaultMaxFlowSpec is a neighbour's max_flowspec_rules.
+	DefaultMaxFlowSpec = 1000
+	// DefaultRulesPerAttack is a flowspec block's max_rules_per_attack.
+	DefaultRulesPerAttack = 4
+	// DefaultAggregateAfter, DefaultAggregatePrefix4 and
+	// DefaultAggregatePrefix6 are the aggregation defaults.
+	DefaultAggregateAfter   = 4
+	DefaultAggregatePrefix4 = 24
+	DefaultAggregatePrefix6 = 64
+	DefaultCoverage         = 0.9
+	DefaultStateFile        = "floodgate.db"
+	DefaultBGPPort          = 179
+	DefaultAPISocket        = "/run/floodgate/api.sock"
 )
 
 // Error is a list of configuration errors, each with its position.

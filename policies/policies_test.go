@@ -110,7 +110,8 @@ hooks {
 			Outgoing: Threshold{Total: Limits{PPS: 5000}},
 			EWMA:     3 * time.Second,
 			Baseline: time.Hour,
-			MaxRules: DefaultMaxRules,
+			MaxRules: DefaultMaxRules, OnBudgetFull: []string{BudgetAggregate, BudgetReplace},
+			Aggregate: Aggregate{After: DefaultAggregateAfter, MaxPrefix4: DefaultAggregatePrefix4, MaxPrefix6: DefaultAggregatePrefix6},
 		}},
 	}
 	if diff := cmp.Diff(pol, want, cmpAddr); diff != "" {
@@ -165,9 +166,9 @@ bgp {
 	}
 	want := []Neighbor{
 		{Name: "v4", Address: netip.MustParseAddr("192.0.2.1"), ASN: 65001, Port: 179,
-			Families: []string{"ipv4-unicast", "ipv4-flowspec", "ipv6-flowspec"}, Announce: []string{"rtbh", "flowspec"}},
+			Families: []string{"ipv4-unicast", "ipv4-flowspec", "ipv6-flowspec"}, Announce: []string{"rtbh", "flowspec"}, MaxFlowSpec: DefaultMaxFlowSpec},
 		{Name: "v6", Address: netip.MustParseAddr("2001:db8::1"), ASN: 65000, Port: 1179, Passive: true, Multihop: 3,
-			Password: "secret", Families: []string{"ipv6-unicast"}, Announce: []string{"rtbh"}},
+			Password: "secret", Families: []string{"ipv6-unicast"}, Announce: []string{"rtbh"}, MaxFlowSpec: DefaultMaxFlowSpec},
 	}
 	if diff := cmp.Diff(pol.BGP.Neighbors, want, cmpAddr); diff != "" {
 		t.Errorf("neighbors (-got +want):\n%s", diff)

@@ -86,7 +86,7 @@ type Hooks struct {
 }
 
 // Hook events.
-var HookEvents = []string{"attack_started", "mitigation_announced", "mitigation_withdrawn"}
+var HookEvents = []string{"attack_started", "mitigation_announced", "mitigation_withdrawn", "budget_full"}
 
 // ExecHook runs an executable: arguments <ip> <direction> <pps> and
 // attack_details, ban or unban; the event as JSON on standard input.
@@ -252,6 +252,9 @@ type Neighbor struct {
 	// Announce lists the announcement kinds the neighbour gets: "rtbh",
 	// "flowspec". Default both.
 	Announce []string
+	// MaxFlowSpec is how many FlowSpec rules the neighbour is sent at
+	// most (routers hold only so many in hardware). Default 1000.
+	MaxFlowSpec int
 }
 
 // Hostgroup is a set of monitored prefixes with their thresholds and
@@ -276,10 +279,47 @@ type Hostgroup struct {
 	// MaxRules caps the mitigations active at once for the hostgroup.
 	// Default 100.
 	MaxRules int
+	// OnBudgetFull is what is tried, in order, when a new attack's
+	// announcements do not fit a budget (this max_rules, the global
+	// max_active, a neighbour's max_flowspec_rules): BudgetAggregate,
+	// BudgetReplace, BudgetRTBH. When none helps the attack is refused,
+	// loudly. Default aggregate, then replace_smallest.
+	OnBudgetFull []string
+	// Aggregate sets when attacks of the same shape on several hosts
+	// become one rule for a prefix.
+	Aggregate Aggregate
 	// Responses are evaluated in order for each attack; the first whose
 	// When matches decides. The hostgroup's own come first, then those of
 	// the defaults block.
 	Responses []*Response
+}
+
+// Budget actions (on_budget_full).
+const (
+	// BudgetAggregate merges the new attack's rule with active rules of
+	// the same shape on other hosts into one prefix rule.
+	BudgetAggregate = "aggregate"
+	// BudgetReplace withdraws the active automatic mitigation of the
+	// smallest attack, if smaller than the new one, to make room.
+	BudgetReplace = "replace_smallest"
+	// BudgetRTBH announces one blackhole route for the victim instead
+	// of its FlowSpec rules.
+	BudgetRTBH = "rtbh"
+)
+
+// BudgetActions are the values on_budget_full accepts.
+var BudgetActions = []string{BudgetAggregate, BudgetReplace, BudgetRTBH}
+
+// Aggregate sets the aggregation of same-shape attacks on several hosts
+// (a carpet or a wave) into one prefix rule.
+type Aggregate struct {
+	// After is how many hosts of the hostgroup with rules of one shape
+	// make them one prefix rule, budget full or not. Default 4; 0 is
+	// never (only when a budget is full).
+	After int
+	// MaxPrefix4 and MaxPrefix6 are the widest prefixes an aggregate
+	// may take (default /24 and /64); always inside the hostgroup.
+	MaxPrefix4, MaxPrefix6 int
 }
 
 // Threshold holds the limits for one direction. Zero limits are off. An
@@ -366,6 +406,9 @@ type FlowSpecAction struct {
 	// the rule builder adds match components while they keep at least
 	// this share. Default 0.9.
 	Coverage float64
+	// MaxRules bounds the rules of one attack's rule set (one per
+	// vector). Default 4.
+	MaxRules int
 }
 
 // RTBHAction is a blackhole route.

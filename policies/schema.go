@@ -112,6 +112,7 @@ type neighborBlock struct {
 	Multihop     hcl.Expression `hcl:"multihop"`
 	Families     hcl.Expression `hcl:"families"`
 	Announce     hcl.Expression `hcl:"announce"`
+	MaxFlowSpec  hcl.Expression `hcl:"max_flowspec_rules"`
 	DeclRange    hcl.Range      `hcl:",def_range"`
 }
 
@@ -131,6 +132,10 @@ type groupBody struct {
 	Whitelist  hcl.Expression       `hcl:"whitelist"`
 	WhiteFlows []whitelistFlowBlock `hcl:"whitelist_flow,block"`
 	MaxRules   hcl.Expression       `hcl:"max_rules"`
+	OnFull     hcl.Expression       `hcl:"on_budget_full"`
+	AggAfter   hcl.Expression       `hcl:"aggregate_after"`
+	AggPrefix4 hcl.Expression       `hcl:"aggregate_prefix_ipv4"`
+	AggPrefix6 hcl.Expression       `hcl:"aggregate_prefix_ipv6"`
 	Responses  []responseBlock      `hcl:"response,block"`
 	DeclRange  hcl.Range            `hcl:",def_range"`
 }
@@ -144,13 +149,18 @@ type hostgroupBlock struct {
 	Whitelist  hcl.Expression       `hcl:"whitelist"`
 	WhiteFlows []whitelistFlowBlock `hcl:"whitelist_flow,block"`
 	MaxRules   hcl.Expression       `hcl:"max_rules"`
+	OnFull     hcl.Expression       `hcl:"on_budget_full"`
+	AggAfter   hcl.Expression       `hcl:"aggregate_after"`
+	AggPrefix4 hcl.Expression       `hcl:"aggregate_prefix_ipv4"`
+	AggPrefix6 hcl.Expression       `hcl:"aggregate_prefix_ipv6"`
 	Responses  []responseBlock      `hcl:"response,block"`
 	DeclRange  hcl.Range            `hcl:",def_range"`
 }
 
 func (h *hostgroupBlock) body() *groupBody {
 	return &groupBody{Thresholds: h.Thresholds, EWMA: h.EWMA, Baseline: h.Baseline, Whitelist: h.Whitelist, WhiteFlows: h.WhiteFlows,
-		MaxRules: h.MaxRules, Responses: h.Responses, DeclRange: h.DeclRange}
+		MaxRules: h.MaxRules, OnFull: h.OnFull, AggAfter: h.AggAfter, AggPrefix4: h.AggPrefix4, AggPrefix6: h.AggPrefix6,
+		Responses: h.Responses, DeclRange: h.DeclRange}
 }
 
 type thresholdBlock struct {
@@ -200,6 +210,7 @@ type flowspecBlock struct {
 	Redirect  hcl.Expression `hcl:"redirect"`
 	DSCP      hcl.Expression `hcl:"dscp"`
 	Coverage  hcl.Expression `hcl:"coverage"`
+	MaxRules  hcl.Expression `hcl:"max_rules_per_attack"`
 	DeclRange hcl.Range      `hcl:",def_range"`
 }
 

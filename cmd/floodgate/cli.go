@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -191,6 +192,15 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		for _, h := range st.Hostgroups {
 			fmt.Fprintf(tw, "%s\t%d\t%d\n", h.Name, h.Attacks, h.Mitigations)
 		}
+		fmt.Fprintln(tw)
+		fmt.Fprintln(tw, "BUDGET\tSCOPE\tUSED\tLIMIT")
+		for _, b := range st.Budgets {
+			scope := b.Scope
+			if scope == "" {
+				scope = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\n", b.Budget, scope, b.Used, b.Limit)
+		}
 		return tw.Flush()
 	})
 }
@@ -243,7 +253,7 @@ func cmdMitigations(args []string, stdout, stderr io.Writer) int {
 			return printJSON(stdout, m)
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 2, 2, ' ', 0)
-		fmt.Fprintln(tw, "ANNOUNCEMENT\tHOSTGROUP\tRESPONSE\tPEERS\tSTARTED\tEXPIRES\tREASON")
+		fmt.Fprintln(tw, "ANNOUNCEMENT\tHOSTGROUP\tRESPONSE\tATTACK\tRULE\tPEERS\tSTARTED\tEXPIRES\tREASON")
 		for _, x := range m.Mitigations {
 			what := x.Announcement.String()
 			if x.DryRun {
@@ -253,7 +263,18 @@ func cmdMitigations(args []string, stdout, stderr io.Writer) int {
 			if peers == "" {
 				peers = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", what, x.Hostgroup, x.Response, peers, ago(x.Started), until(x.Expires), x.Reason)
+			attack, rule := "-", "-"
+			if x.AttackID != 0 {
+				attack = strconv.FormatUint(x.AttackID, 10)
+				if len(x.Merged) > 0 {
+					attack += fmt.Sprintf(" +%d", len(x.Merged))
+				}
+			}
+			if x.Rules > 0 {
+				rule = fmt.Sprintf("%d/%d", x.Rule, x.Rules)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", what, x.Hostgroup, x.Response, attack, rule, peers,
+				ago(x.Started), until(x.Expires), x.Reason)
 		}
 		if len(m.Mitigations) == 0 {
 			fmt.Fprintln(tw, "(no active mitigations)")

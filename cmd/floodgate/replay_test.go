@@ -99,8 +99,8 @@ func TestReplay(t *testing.T) {
 		"attacks found: 1",
 		"203.0.113.10/32",
 		"123 (100%)",
-		"announce  flowspec [dst 203.0.113.10/32 proto 17 sport 123] then discard  reflection",
-		"withdraw  flowspec [dst 203.0.113.10/32 proto 17 sport 123] then discard",
+		"announce  flowspec [dst 203.0.113.10/32 proto 17 sport 123 length 257-65535] then discard  reflection",
+		"withdraw  flowspec [dst 203.0.113.10/32 proto 17 sport 123 length 257-65535] then discard",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)

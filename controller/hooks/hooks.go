@@ -61,10 +61,13 @@ const (
 	AttackStarted       Kind = "attack_started"       // attack_details
 	MitigationAnnounced Kind = "mitigation_announced" // ban
 	MitigationWithdrawn Kind = "mitigation_withdrawn" // unban
+	BudgetFull          Kind = "budget_full"          // budget_full
 )
 
 // Kinds returns every kind, in the order above.
-func Kinds() []Kind { return []Kind{AttackStarted, MitigationAnnounced, MitigationWithdrawn} }
+func Kinds() []Kind {
+	return []Kind{AttackStarted, MitigationAnnounced, MitigationWithdrawn, BudgetFull}
+}
 
 // action returns the FastNetMon action argument of k, or "" if k is not a
 // known kind.
@@ -76,6 +79,8 @@ func (k Kind) action() string {
 		return "ban"
 	case MitigationWithdrawn:
 		return "unban"
+	case BudgetFull:
+		return "budget_full"
 	}
 	return ""
 }
@@ -312,7 +317,7 @@ func (wc WebhookConfig) validate() error {
 func validateKinds(kinds []Kind) error {
 	for _, k := range kinds {
 		if k.action() == "" {
-			return fmt.Errorf("event %q is not one of %s, %s, %s", k, AttackStarted, MitigationAnnounced, MitigationWithdrawn)
+			return fmt.Errorf("event %q is not one of %s, %s, %s, %s", k, AttackStarted, MitigationAnnounced, MitigationWithdrawn, BudgetFull)
 		}
 	}
 	return nil
