@@ -38,8 +38,8 @@ func ExampleNetFlowV9() {
 		flows = flows[n:]
 	}
 	// Output:
-	// templates: 112 bytes
-	// data: 22 flows in 860 bytes
-	// data: 22 flows in 860 bytes
-	// data: 6 flows in 252 bytes
+	// templates: 120 bytes
+	// data: 21 flows in 864 bytes
+	// data: 21 flows in 864 bytes
+	// data: 8 flows in 344 bytes
 }

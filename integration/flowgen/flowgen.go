@@ -73,10 +73,36 @@ type Flow struct {
 	// ignored and Bytes is the frame length of the sampled packet, FCS
 	// included; zero means the shortest frame that holds its headers.
 	Packets, Bytes uint64
+	// Fragment makes the packets IP fragments: FirstFragment (offset 0,
+	// more fragments: the transport header is there) or LaterFragment
+	// (offset 1480 octets: no transport header, so no ports or flags
+	// are seen). NetFlow v9 and IPFIX carry the fragment offset.
+	Fragment Fragment
 	// Start and End are the times of the first and last packets of the flow
 	// (NetFlow and IPFIX only); a zero value means the export time. They are
 	// encoded with millisecond resolution, truncated.
 	Start, End time.Time
+}
+
+// Fragment is a flow's fragment kind.
+type Fragment uint8
+
+// Fragment kinds.
+const (
+	NotFragment Fragment = iota
+	FirstFragment
+	LaterFragment
+)
+
+// laterOffset is the fragment offset of later fragments, in 8-octet units.
+const laterOffset = 1480 / 8
+
+// offset returns the 13-bit fragment offset field.
+func (f Fragment) offset() uint16 {
+	if f == LaterFragment {
+		return laterOffset
+	}
+	return 0
 }
 
 // is6 reports whether f is an IPv6 flow, or an ErrInvalidFlow error naming

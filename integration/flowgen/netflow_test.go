@@ -86,6 +86,14 @@ func dataFlows(t *testing.T, flowSets []any, toTime func(typ uint16, v uint64) (
 					f.Packets = beUint(b)
 				case ieOctetDeltaCount:
 					f.Bytes = beUint(b)
+				case ieFragmentOffset:
+					switch beUint(b) {
+					case 0:
+					case laterOffset:
+						f.Fragment = LaterFragment
+					default:
+						t.Errorf("fragment offset %d", beUint(b))
+					}
 				default:
 					tm, ok := toTime(df.Type, beUint(b))
 					if !ok {
@@ -138,6 +146,7 @@ func wantTemplates(ipfix bool) []netflow.TemplateRecord {
 			{Type: 1, Length: 8},
 			{Type: 22, Length: 4},
 			{Type: 21, Length: 4},
+			{Type: 88, Length: 2},
 		}
 		if ipfix {
 			fields[5].Length = 2
@@ -147,8 +156,8 @@ func wantTemplates(ipfix bool) []netflow.TemplateRecord {
 		return fields
 	}
 	return []netflow.TemplateRecord{
-		{TemplateId: 256, FieldCount: 10, Fields: common(8, 12, 4)},
-		{TemplateId: 257, FieldCount: 10, Fields: common(27, 28, 16)},
+		{TemplateId: 256, FieldCount: 11, Fields: common(8, 12, 4)},
+		{TemplateId: 257, FieldCount: 11, Fields: common(27, 28, 16)},
 	}
 }
 

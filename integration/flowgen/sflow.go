@@ -71,7 +71,9 @@ const (
 	fcsLen        = 4
 	ipv4HeaderLen = 20
 	ipv6HeaderLen = 40
-	tcpHeaderLen  = 20
+	// ipv6FragmentLen is the IPv6 fragment extension header.
+	ipv6FragmentLen = 8
+	tcpHeaderLen    = 20
 	// maxFrameHeaderLen is the longest header built: Ethernet, IPv6, TCP.
 	maxFrameHeaderLen = ethHeaderLen + ipv6HeaderLen + tcpHeaderLen
 )
@@ -100,6 +102,12 @@ func frameHeaderLen(f *Flow, v6 bool) int {
 	n := ethHeaderLen + ipv4HeaderLen
 	if v6 {
 		n = ethHeaderLen + ipv6HeaderLen
+		if f.Fragment != NotFragment {
+			n += ipv6FragmentLen
+		}
+	}
+	if f.Fragment == LaterFragment {
+		return n
 	}
 	return n + l4HeaderLen(f.Proto)
 }
@@ -262,9 +270,23 @@ func appendFrameHeader(b []byte, f *Flow, v6 bool, frame uint64, id uint16) []by
 		l4Len = ipLen - ipv6HeaderLen
 		b = appendU32(b, 6<<28) // version, traffic class, flow label
 		b = appendU16(b, clamp16(l4Len))
-		b = append(b, f.Proto, 64) // next header, hop limit
+		next := f.Proto
+		if f.Fragment != NotFragment {
+			next = 44
+		}
+		b = append(b, next, 64) // next header, hop limit
 		b = appendAddr(b, f.Src, true)
 		b = appendAddr(b, f.Dst, true)
+		if f.Fragment != NotFragment {
+			l4Len -= ipv6FragmentLen
+			offMore := f.Fragment.offset() << 3
+			if f.Fragment == FirstFragment {
+				offMore |= 1 // more fragments
+			}
+			b = append(b, f.Proto, 0)
+			b = appendU16(b, offMore)
+			b = appendU32(b, uint32(id))
+		}
 	} else {
 		b = appendU16(b, 0x0800)
 		l4Len = ipLen - ipv4HeaderLen
@@ -272,12 +294,22 @@ func appendFrameHeader(b []byte, f *Flow, v6 bool, frame uint64, id uint16) []by
 		b = append(b, 0x45, 0) // version, IHL, ToS
 		b = appendU16(b, clamp16(ipLen))
 		b = appendU16(b, id)
-		b = appendU16(b, 0x4000)   // don't fragment
+		switch f.Fragment {
+		case FirstFragment:
+			b = appendU16(b, 0x2000) // more fragments
+		case LaterFragment:
+			b = appendU16(b, f.Fragment.offset())
+		default:
+			b = appendU16(b, 0x4000) // don't fragment
+		}
 		b = append(b, 64, f.Proto) // TTL, protocol
 		b = appendU16(b, 0)        // checksum, written below
 		b = appendAddr(b, f.Src, false)
 		b = appendAddr(b, f.Dst, false)
 		binary.BigEndian.PutUint16(b[ip+10:], ipv4Checksum(b[ip:]))
+	}
+	if f.Fragment == LaterFragment {
+		return b
 	}
 	switch f.Proto {
 	case protoTCP:

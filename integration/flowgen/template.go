@@ -38,6 +38,7 @@ const (
 	ieObservationDomainID      = 149 // IPFIX only
 	ieFlowStartMilliseconds    = 152 // IPFIX only
 	ieFlowEndMilliseconds      = 153 // IPFIX only
+	ieFragmentOffset           = 88  // FRAGMENT_OFFSET
 
 	// v9ScopeSystem is the NetFlow v9 options scope "System".
 	v9ScopeSystem = 1
@@ -48,7 +49,7 @@ const (
 
 // Lengths of the parts of the flow templates and records.
 const (
-	flowTemplateFields = 10
+	flowTemplateFields = 11
 	// flowTemplateLen is the length of one flow template record: ID,
 	// field count, and a type and length per field.
 	flowTemplateLen = 4 + 4*flowTemplateFields
@@ -83,7 +84,7 @@ func flowRecordLen(v6, ipfix bool) int {
 	if v6 {
 		n = flowKeyLen6
 	}
-	return n + int(tcpFlagsLen(ipfix)) + 8 + 8 + 2*int(timeLen(ipfix))
+	return n + int(tcpFlagsLen(ipfix)) + 8 + 8 + 2*int(timeLen(ipfix)) + 2
 }
 
 // appendField appends a field specifier without enterprise number.
@@ -117,7 +118,7 @@ func appendFlowTemplate(b []byte, id uint16, v6, ipfix bool) []byte {
 		b = appendField(b, ieFirstSwitched, 4)
 		b = appendField(b, ieLastSwitched, 4)
 	}
-	return b
+	return appendField(b, ieFragmentOffset, 2)
 }
 
 // appendFlowRecord appends the data record of f in the layout of
@@ -143,7 +144,7 @@ func appendFlowRecord(b []byte, f *Flow, v6, ipfix bool, start, end uint64) []by
 		b = appendU32(b, uint32(start))
 		b = appendU32(b, uint32(end))
 	}
-	return b
+	return appendU16(b, f.Fragment.offset())
 }
 
 // flowSetsLen returns the length of the data sets holding n4 IPv4 and n6
@@ -165,10 +166,16 @@ func flowSetsLen(n4, n6 int, ipfix bool) int {
 // maxFlowRecords returns how many flows of any mix of families always fit in
 // size bytes after a message header of hdrLen bytes.
 func maxFlowRecords(size, hdrLen int, ipfix bool) int {
-	// The worst case is all IPv6 records plus the header and padding of an
-	// IPv4 set: any IPv4 record is shorter than the set overhead it adds.
-	n := (size - hdrLen - 2*(4+maxSetPadding)) / flowRecordLen(true, ipfix)
-	return max(n, 0)
+	// The worst mixes are all IPv6 records, or all but one, whose IPv4
+	// record adds a set: an IPv4 record is shorter than an IPv6 one.
+	fits := func(n int) bool {
+		return hdrLen+flowSetsLen(0, n, ipfix) <= size && (n == 0 || hdrLen+flowSetsLen(1, n-1, ipfix) <= size)
+	}
+	n := max((size-hdrLen)/flowRecordLen(false, ipfix), 0)
+	for n > 0 && !fits(n) {
+		n--
+	}
+	return n
 }
 
 // countFamilies checks every flow and counts the IPv4 and IPv6 ones.
