@@ -467,55 +467,6 @@ func attackView(s *detect.Signature) policies.Attack {
 	}
 }
 
-// shapeOf is what the rule builder needs of a signature.
-func shapeOf(s *detect.Signature) flowspec.Shape {
-	conv := func(l []detect.Share) []flowspec.Share {
-		out := make([]flowspec.Share, len(l))
-		for i, x := range l {
-			out[i] = flowspec.Share{Value: x.Value, Share: x.Share}
-		}
-		return out
-	}
-	sh := flowspec.Shape{Victim: s.Victim, Protocols: conv(s.Protocols), SrcPorts: conv(s.SrcPorts), DstPorts: conv(s.DstPorts),
-		Fragment: s.Fragment}
-	if len(sh.Protocols) == 0 { // no sketch: fall back on the class shares
-		for _, c := range []struct {
-			p int
-			v float64
-		}{{6, s.TCP}, {17, s.UDP}, {1, s.ICMP}} {
-			if c.v > 0 {
-				sh.Protocols = append(sh.Protocols, flowspec.Share{Value: c.p, Share: c.v})
-			}
-		}
-		sort.Slice(sh.Protocols, func(i, j int) bool { return sh.Protocols[i].Share > sh.Protocols[j].Share })
-	}
-	if s.TCP > 0 {
-		sh.TCPSYN = s.TCPSYN
-	}
-	sh.Lengths = lengthShares(s.Lengths[:])
-	for _, v := range s.Vectors {
-		fv := flowspec.Vector{Proto: v.Proto, SYN: v.Kind == detect.VectorSYN, Fragment: v.Kind == detect.VectorFragment,
-			Share: v.Share, Records: v.Records, SrcPorts: conv(v.SrcPorts), DstPorts: conv(v.DstPorts), Lengths: lengthShares(v.Lengths[:])}
-		sh.Vectors = append(sh.Vectors, fv)
-	}
-	if s.Ratio > 1 {
-		// Whatever the host sends below its limit may be its own.
-		sh.Attack = 1 - 1/s.Ratio
-	}
-	return sh
-}
-
-// lengthShares turns a detect length histogram into the builder's.
-func lengthShares(h []float64) []flowspec.LengthShare {
-	out := make([]flowspec.LengthShare, 0, len(h))
-	lo := 0
-	for i, hi := range detect.LengthBounds {
-		out = append(out, flowspec.LengthShare{Lo: uint16(lo), Hi: uint16(hi), Share: h[i]})
-		lo = hi + 1
-	}
-	return append(out, flowspec.LengthShare{Lo: uint16(lo), Hi: 65535, Share: h[len(detect.LengthBounds)]})
-}
-
 // match returns the first response of the attack's hostgroup whose
 // condition holds.
 func (m *Mitigator) match(pol *policies.Policy, sig *detect.Signature) (*policies.Hostgroup, *policies.Response) {
@@ -583,7 +534,7 @@ func (m *Mitigator) announceAll(ctx context.Context, pol *policies.Policy, hg *p
 // ruleSet returns the FlowSpec announcements of an attack's rule set.
 func (m *Mitigator) ruleSet(fs *policies.FlowSpecAction, sig *detect.Signature, response string) []flowspec.Announcement {
 	var set []flowspec.Announcement
-	for _, rule := range flowspec.BuildSet(shapeOf(sig), fs.Coverage, fs.MaxRules) {
+	for _, rule := range flowspec.BuildSet(flowspec.ShapeOf(sig), fs.Coverage, fs.MaxRules) {
 		a, err := flowspec.NewFlowSpec(rule, fs)
 		if err != nil {
 			m.log.Error("cannot build flowspec rule", "response", response, "error", err.Error())

@@ -375,11 +375,4 @@ func portMayMatch(rs []Range, port uint16) bool {
 	return port == 0 || len(rs) == 0 || inRanges(rs, port)
 }
 
-func inRanges(rs []Range, port uint16) bool {
-	for _, r := range rs {
-		if uint32(port) >= r.Lo && uint32(port) <= r.Hi {
-			return true
-		}
-	}
-	return false
-}
+func inRanges(rs []Range, port uint16) bool { return inRanges32(rs, uint32(port)) }
