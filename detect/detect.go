@@ -149,11 +149,16 @@ type Vector struct {
 	// on, decayed as its shares are.
 	Records float64
 	// SrcPorts and DstPorts are the top ports within the vector (TCP and
-	// UDP, not fragments), as shares of the vector's packets.
+	// UDP, not fragments), as shares of the vector's packets; for ICMP and
+	// ICMPv6, DstPorts are the top ICMP types.
 	SrcPorts, DstPorts []Share
 	// Lengths is the vector's packet length histogram (as Signature's),
 	// as shares of its packets.
 	Lengths [len(LengthBounds) + 1]float64
+	// SrcPortLengths and DstPortLengths are the length histograms of the
+	// packets of each port of SrcPorts and DstPorts, as shares of the
+	// vector's packets.
+	SrcPortLengths, DstPortLengths [][len(LengthBounds) + 1]float64
 }
 
 // LengthBounds are the upper bounds of the packet length histogram.

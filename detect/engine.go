@@ -1260,7 +1260,6 @@ func (e *Engine) update(k Host, h *host, now time.Time, secs float64) (Event, bo
 		h.setAttack(a)
 		e.attacks.Add(1)
 		fillRates(&a.sig, &h.r)
-	a.sig.Ratio = cr.point
 		a.sig.Ratio = cr.point
 		if h.sk() != nil {
 			h.sk().fill(&a.sig)
@@ -1272,6 +1271,7 @@ func (e *Engine) update(k Host, h *host, now time.Time, secs float64) (Event, bo
 	}
 	a := h.atk()
 	fillRates(&a.sig, &h.r)
+	a.sig.Ratio = cr.point
 	if h.sk() != nil {
 		h.sk().fill(&a.sig)
 	}

@@ -130,12 +130,17 @@ type vector struct {
 	w, n               float64
 	srcPorts, dstPorts topK[uint16]
 	lengths            [len(LengthBounds) + 1]float64
+	// srcLens and dstLens weigh (port, length bucket) pairs, keyed
+	// port<<8 | bucket: the lengths of one port's packets, apart from the
+	// rest of the vector (a reflector's answers, not the victim's own).
+	srcLens, dstLens topK[uint32]
 }
 
 // Vector sketch sizes: vectors per host, ports per vector.
 const (
 	sketchVectors     = 8
 	sketchVectorPorts = 8
+	sketchPortLengths = 24
 )
 
 // vectorOf returns r's vector key.
@@ -164,7 +169,8 @@ func (s *sketch) vector(k vectorKey) *vector {
 		}
 	}
 	if len(s.vectors) < cap(s.vectors) {
-		s.vectors = append(s.vectors, vector{key: k, srcPorts: newTopK[uint16](sketchVectorPorts), dstPorts: newTopK[uint16](sketchVectorPorts)})
+		s.vectors = append(s.vectors, vector{key: k, srcPorts: newTopK[uint16](sketchVectorPorts), dstPorts: newTopK[uint16](sketchVectorPorts),
+			srcLens: newTopK[uint32](sketchPortLengths), dstLens: newTopK[uint32](sketchPortLengths)})
 		return &s.vectors[len(s.vectors)-1]
 	}
 	// Full: the lightest vector makes room (space-saving, as topK).
@@ -178,6 +184,8 @@ func (s *sketch) vector(k vectorKey) *vector {
 	v.key = k
 	v.srcPorts.keys, v.srcPorts.counts = v.srcPorts.keys[:0], v.srcPorts.counts[:0]
 	v.dstPorts.keys, v.dstPorts.counts = v.dstPorts.keys[:0], v.dstPorts.counts[:0]
+	v.srcLens.keys, v.srcLens.counts = v.srcLens.keys[:0], v.srcLens.counts[:0]
+	v.dstLens.keys, v.dstLens.counts = v.dstLens.keys[:0], v.dstLens.counts[:0]
 	v.lengths = [len(LengthBounds) + 1]float64{}
 	return v
 }
@@ -243,9 +251,16 @@ func (s *sketch) add(r *sources.Record, remote netip.Addr, pkts float64, mask ui
 	v := s.vector(vectorOf(r))
 	v.w += pkts
 	v.n++
-	if v.key.kind != VectorFragment && (r.Proto == 6 || r.Proto == 17) {
+	switch {
+	case v.key.kind == VectorFragment:
+	case r.Proto == 6 || r.Proto == 17:
 		v.srcPorts.add(r.SrcPort, pkts)
 		v.dstPorts.add(r.DstPort, pkts)
+		b := uint32(lengthBucket(r.Length))
+		v.srcLens.add(uint32(r.SrcPort)<<8|b, pkts)
+		v.dstLens.add(uint32(r.DstPort)<<8|b, pkts)
+	case r.Proto == 1 || r.Proto == 58:
+		v.dstPorts.add(r.DstPort>>8, pkts) // the ICMP type (records carry type<<8 | code)
 	}
 	v.lengths[lengthBucket(r.Length)] += pkts
 	if len(s.samples) < cap(s.samples) {
@@ -275,6 +290,8 @@ func (s *sketch) decay() {
 		v.n *= sketchDecay
 		v.srcPorts.decay(sketchDecay)
 		v.dstPorts.decay(sketchDecay)
+		v.srcLens.decay(sketchDecay)
+		v.dstLens.decay(sketchDecay)
 		for j := range v.lengths {
 			v.lengths[j] *= sketchDecay
 		}
@@ -320,6 +337,8 @@ func (s *sketch) fill(sig *Signature) {
 		for j, l := range v.lengths {
 			out.Lengths[j] = l / v.w
 		}
+		out.SrcPortLengths = portLengths(&v.srcLens, out.SrcPorts, v.w)
+		out.DstPortLengths = portLengths(&v.dstLens, out.DstPorts, v.w)
 		sig.Vectors = append(sig.Vectors, out)
 	}
 	// Heaviest first; ties in a fixed order, so that the same traffic
@@ -341,4 +360,22 @@ func (s *sketch) fill(sig *Signature) {
 		sig.TCP, sig.TCPSYN, sig.UDP, sig.ICMP, sig.Fragment = share(clsTCP), share(clsSYN), share(clsUDP), share(clsICMP), share(clsFrag)
 		sig.Other = max(0, 1-sig.TCP-sig.UDP-sig.ICMP)
 	}
+}
+
+// portLengths returns the length histogram of each port of ports, as
+// shares of the vector's packets (weight w), from the (port, bucket)
+// pairs of t.
+func portLengths(t *topK[uint32], ports []Share, w float64) [][len(LengthBounds) + 1]float64 {
+	if len(ports) == 0 {
+		return nil
+	}
+	out := make([][len(LengthBounds) + 1]float64, len(ports))
+	for i, k := range t.keys {
+		for j, p := range ports {
+			if uint32(p.Value) == k>>8 {
+				out[j][k&0xff] += t.counts[i] / w
+			}
+		}
+	}
+	return out
 }

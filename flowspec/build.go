@@ -3,6 +3,7 @@ package flowspec
 import (
 	"net/netip"
 	"slices"
+	"strings"
 )
 
 // Shape is what the rule builder knows of an attack's traffic. Shares are
@@ -39,10 +40,15 @@ type Vector struct {
 	// Share is the vector's share of all packets; Records how many
 	// records (samples) it rests on.
 	Share, Records float64
-	// SrcPorts and DstPorts are shares of the vector's packets.
+	// SrcPorts and DstPorts are shares of the vector's packets; for ICMP
+	// and ICMPv6, DstPorts are ICMP types.
 	SrcPorts, DstPorts []Share
 	// Lengths are shares of the vector's packets, in increasing order.
 	Lengths []LengthShare
+	// SrcPortLengths and DstPortLengths, when known, are the lengths of
+	// each port's packets (aligned with SrcPorts and DstPorts), as
+	// shares of the vector's packets.
+	SrcPortLengths, DstPortLengths [][]LengthShare
 }
 
 // Share is a value and its share of packets.
@@ -192,10 +198,12 @@ func lengthRange(ls []LengthShare, want float64) (lo, hi uint16, share float64, 
 const (
 	// DefaultMaxRules is the most rules BuildSet makes for one attack.
 	DefaultMaxRules = 4
-	// bigVector is the share from which a vector gets a rule even when
-	// the heavier ones already reach the coverage: a vector that large
-	// is part of the attack.
-	bigVector = 0.2
+	// relVector is the share of the heaviest vector from which a vector
+	// gets a rule even when the heavier ones already reach the coverage:
+	// one that large is a vector of the attack, not the victim's own
+	// traffic (at most 1/Ratio of it all, and spread over its own
+	// vectors).
+	relVector = 1.0 / 3
 	// minVector is the least share of a vector with a rule: lighter ones
 	// are noise or the victim's own traffic.
 	minVector = 0.02
@@ -220,10 +228,12 @@ const (
 	lengthCover = 0.9
 )
 
-// BuildSet returns the rules for an attack: one per vector, heaviest
-// first, until the vectors taken cover coverage of the attack's packets
-// (Shape.Attack of all), plus any vector of at least a fifth of the
-// traffic, at most maxRules (0 means DefaultMaxRules). Each rule is as
+// BuildSet returns the rules for an attack: one per vector, for every
+// vector of at least a third of the heaviest one's share, and lighter ones
+// (of at least 2 %) while the vectors taken do not cover coverage of the
+// attack's packets (Shape.Attack of all); at most maxRules (0 means
+// DefaultMaxRules, the heaviest vectors first), listed in the rules'
+// canonical order, so that the same attack always gets the same list. Each rule is as
 // narrow as its vector allows: the protocol always; TCP SYN without ACK
 // for SYN floods; the fragment component for non-first fragments; a port
 // set that carries 90 % of its vector, with a lower bound on length when
@@ -248,7 +258,7 @@ func BuildSet(s Shape, coverage float64, maxRules int) []Rule {
 		if len(rules) == maxRules {
 			break
 		}
-		if v.Share < minVector || (covered >= want && v.Share < bigVector) {
+		if v.Share < minVector || (covered >= want && v.Share < s.Vectors[0].Share*relVector) {
 			continue
 		}
 		r := vectorRule(s.Victim, &v)
@@ -261,6 +271,7 @@ func BuildSet(s Shape, coverage float64, maxRules int) []Rule {
 	if len(rules) == 0 {
 		return []Rule{Build(s, coverage)}
 	}
+	slices.SortFunc(rules, func(a, b Rule) int { return strings.Compare(a.String(), b.String()) })
 	return rules
 }
 
@@ -281,14 +292,17 @@ func vectorRule(victim netip.Prefix, v *Vector) Rule {
 		// reflector's service port, or the flooded service.
 		useSrc := sShare >= portCover && (dShare < portCover || len(src) <= len(dst))
 		useDst := !useSrc && dShare >= portCover
+		lengths := v.Lengths
 		switch {
 		case useSrc:
 			r.SrcPorts = portRanges(src)
+			lengths = portSetLengths(v.SrcPortLengths, len(src), lengths)
 		case useDst:
 			r.DstPorts = portRanges(dst)
+			lengths = portSetLengths(v.DstPortLengths, len(dst), lengths)
 		}
 		if useSrc || useDst {
-			if lo, ok := lengthFloor(v.Lengths); ok {
+			if lo, ok := lengthFloor(lengths); ok {
 				r.PacketLengths = []Range{{uint32(lo), 65535}}
 			}
 			return r
@@ -296,6 +310,14 @@ func vectorRule(victim netip.Prefix, v *Vector) Rule {
 		if v.SYN {
 			// SYN without ACK is narrow enough: a victim's own SYNs are
 			// few of its packets.
+			return r
+		}
+	}
+	if v.Proto == 1 || v.Proto == 58 {
+		// One ICMP type carrying the vector (echo requests, most
+		// often) is the narrowest component there is.
+		if types, share := topSet(v.DstPorts, portCover, 1); share >= portCover {
+			r.ICMPTypes = []uint8{uint8(types[0])}
 			return r
 		}
 	}
@@ -328,4 +350,31 @@ func lengthFloor(ls []LengthShare) (uint16, bool) {
 		}
 	}
 	return 0, false
+}
+
+// portSetLengths returns the length histogram of the first n ports'
+// packets, normalised, or all when it is not known.
+func portSetLengths(per [][]LengthShare, n int, all []LengthShare) []LengthShare {
+	if len(per) < n || n == 0 {
+		return all
+	}
+	out := slices.Clone(per[0])
+	for _, ls := range per[1:n] {
+		for i := range out {
+			if i < len(ls) {
+				out[i].Share += ls[i].Share
+			}
+		}
+	}
+	sum := 0.0
+	for _, l := range out {
+		sum += l.Share
+	}
+	if sum <= 0 {
+		return all
+	}
+	for i := range out {
+		out[i].Share /= sum
+	}
+	return out
 }

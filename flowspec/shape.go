@@ -35,6 +35,12 @@ func ShapeOf(s *detect.Signature) Shape {
 	for _, v := range s.Vectors {
 		fv := Vector{Proto: v.Proto, SYN: v.Kind == detect.VectorSYN, Fragment: v.Kind == detect.VectorFragment,
 			Share: v.Share, Records: v.Records, SrcPorts: conv(v.SrcPorts), DstPorts: conv(v.DstPorts), Lengths: lengthShares(v.Lengths[:])}
+		for _, l := range v.SrcPortLengths {
+			fv.SrcPortLengths = append(fv.SrcPortLengths, lengthShares(l[:]))
+		}
+		for _, l := range v.DstPortLengths {
+			fv.DstPortLengths = append(fv.DstPortLengths, lengthShares(l[:]))
+		}
 		sh.Vectors = append(sh.Vectors, fv)
 	}
 	if s.Ratio > 1 {

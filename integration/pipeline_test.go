@@ -44,6 +44,11 @@ type stream struct {
 	proto, flags uint8
 	size         uint16
 	pkts         uint64
+	// frag makes the packets IP fragments; a later fragment has no ports.
+	frag flowgen.Fragment
+	// attack marks the attack's packets, as against the victim's own
+	// (for measuring the rules' coverage and collateral).
+	attack bool
 }
 
 // shape makes the streams of slice k (starting at k·pipeSlice).
@@ -124,7 +129,7 @@ func poissonDraw(rng *rand.Rand, m float64) uint64 {
 }
 
 func toFlow(s *stream) flowgen.Flow {
-	return flowgen.Flow{Src: s.src, Dst: s.dst, SrcPort: s.sport, DstPort: s.dport, Proto: s.proto, TCPFlags: s.flags}
+	return flowgen.Flow{Src: s.src, Dst: s.dst, SrcPort: s.sport, DstPort: s.dport, Proto: s.proto, TCPFlags: s.flags, Fragment: s.frag}
 }
 
 // decodeAll decodes datagrams, failing the test on any error.
@@ -185,6 +190,7 @@ type flowKey struct {
 	src, dst     netip.Addr
 	sport, dport uint16
 	proto        uint8
+	frag         flowgen.Fragment
 }
 
 type cached struct {
@@ -264,7 +270,7 @@ func (in *netflowInput) feed(now time.Time, ss []stream, out []sources.Record) [
 		if p == 0 {
 			continue
 		}
-		k := flowKey{s.src, s.dst, s.sport, s.dport, s.proto}
+		k := flowKey{s.src, s.dst, s.sport, s.dport, s.proto, s.frag}
 		c := in.cache[k]
 		if c == nil {
 			// The flow's records end on its own phase of the span.
@@ -301,8 +307,13 @@ func (mirrorInput) name() string { return "mirror" }
 func (mirrorInput) feed(now time.Time, ss []stream, out []sources.Record) []sources.Record {
 	for i := range ss {
 		s := &ss[i]
-		out = append(out, sources.Record{Src: s.src, Dst: s.dst, SrcPort: s.sport, DstPort: s.dport, Proto: s.proto, TCPFlags: s.flags,
-			Packets: s.pkts, Bytes: s.pkts * uint64(s.size), Length: s.size, Sampling: 1, Start: now.UnixNano(), End: now.UnixNano()})
+		r := sources.Record{Src: s.src, Dst: s.dst, SrcPort: s.sport, DstPort: s.dport, Proto: s.proto, TCPFlags: s.flags,
+			Fragment: s.frag != flowgen.NotFragment, Packets: s.pkts, Bytes: s.pkts * uint64(s.size), Length: s.size, Sampling: 1,
+			Start: now.UnixNano(), End: now.UnixNano()}
+		if s.frag == flowgen.LaterFragment {
+			r.SrcPort, r.DstPort = 0, 0 // the header parser's view
+		}
+		out = append(out, r)
 	}
 	return out
 }

@@ -97,7 +97,7 @@ func (r *Response) describe() string {
 		case "mark":
 			s += fmt.Sprintf(" dscp %d", f.DSCP)
 		}
-		parts = append(parts, s+fmt.Sprintf(" (narrowest rule covering %.0f%%)", f.Coverage*100))
+		parts = append(parts, s+fmt.Sprintf(" (narrowest rules covering %.0f%%, at most %d)", f.Coverage*100, f.MaxRules))
 	}
 	if a := r.RTBH; a != nil {
 		parts = append(parts, "rtbh")

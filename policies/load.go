@@ -44,7 +44,7 @@ const (
 	DefaultAggregateAfter   = 4
 	DefaultAggregatePrefix4 = 24
 	DefaultAggregatePrefix6 = 64
-	DefaultCoverage         = 0.9
+	DefaultCoverage         = 0.95
 	DefaultStateFile        = "floodgate.db"
 	DefaultBGPPort          = 179
 	DefaultAPISocket        = "/run/floodgate/api.sock"

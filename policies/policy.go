@@ -404,7 +404,7 @@ type FlowSpecAction struct {
 	DSCP uint8
 	// Coverage is the share of the attack's traffic the rule must match;
 	// the rule builder adds match components while they keep at least
-	// this share. Default 0.9.
+	// this share. Default 0.95.
 	Coverage float64
 	// MaxRules bounds the rules of one attack's rule set (one per
 	// vector). Default 4.
