@@ -1216,7 +1216,11 @@ func (e *Engine) update(k Host, h *host, now time.Time, secs float64) (Event, bo
 	}
 	h.cur = counters{}
 	if h.sk() != nil {
-		h.sk().decay()
+		f := sketchDecay
+		if h.atk() != nil {
+			f = sketchDecayAttack
+		}
+		h.sk().decay(f)
 	}
 
 	lim := &g.dir[k.Direction]
@@ -1443,8 +1447,13 @@ func fillRates(s *Signature, r *rates) {
 
 // material reports whether an attack changed enough since it was last
 // reported to be worth an AttackUpdated: another dominant protocol or top
-// port, or a rate that doubled or halved.
+// port, a rate that doubled or halved, or twice the evidence behind its
+// vectors (so that the rule set is decided again on it, a few times at
+// most in an attack's life).
 func material(old, cur *Signature) bool {
+	if evidence(cur) >= 2*evidence(old) && evidence(cur) > 0 {
+		return true
+	}
 	portChanged := func(a, b []Share) bool {
 		ta, tb := Top(a), Top(b)
 		return ta.Value != tb.Value && max(ta.Share, tb.Share) >= 0.5
@@ -1626,4 +1635,13 @@ func (e *Engine) Top(n int, by string, dir Direction) []HostRates {
 		s.mu.Unlock()
 	}
 	return top
+}
+
+// evidence is how many records (samples) the signature's vectors rest on.
+func evidence(s *Signature) float64 {
+	n := 0.0
+	for _, v := range s.Vectors {
+		n += v.Records
+	}
+	return n
 }

@@ -86,7 +86,12 @@ const (
 	sketchFlags    = 16
 	reportTop      = 5
 	maxSamples     = 8
-	sketchDecay    = 0.8 // per tick: shares reflect the last second or so
+	sketchDecay    = 0.9 // per tick: shares reflect the last two seconds or so
+	// sketchDecayAttack is the decay while the host is attacked: the
+	// attack's shape holds still, so the shares rest on the last seven
+	// seconds or so, and the evidence behind them (Vector.Records) grows
+	// as the attack goes on.
+	sketchDecayAttack = 0.97
 )
 
 // sketch describes the shape of one host's traffic. It exists only while
@@ -268,32 +273,32 @@ func (s *sketch) add(r *sources.Record, remote netip.Addr, pkts float64, mask ui
 	}
 }
 
-func (s *sketch) decay() {
+func (s *sketch) decay(f float64) {
 	s.fresh = false
-	s.packets *= sketchDecay
-	s.tcpPackets *= sketchDecay
-	s.bytes *= sketchDecay
+	s.packets *= f
+	s.tcpPackets *= f
+	s.bytes *= f
 	for i := range s.classes {
-		s.classes[i] *= sketchDecay
+		s.classes[i] *= f
 	}
-	s.srcPorts.decay(sketchDecay)
-	s.dstPorts.decay(sketchDecay)
-	s.protos.decay(sketchDecay)
-	s.flags.decay(sketchDecay)
-	s.srcNets.decay(sketchDecay)
+	s.srcPorts.decay(f)
+	s.dstPorts.decay(f)
+	s.protos.decay(f)
+	s.flags.decay(f)
+	s.srcNets.decay(f)
 	for i := range s.lengths {
-		s.lengths[i] *= sketchDecay
+		s.lengths[i] *= f
 	}
 	for i := range s.vectors {
 		v := &s.vectors[i]
-		v.w *= sketchDecay
-		v.n *= sketchDecay
-		v.srcPorts.decay(sketchDecay)
-		v.dstPorts.decay(sketchDecay)
-		v.srcLens.decay(sketchDecay)
-		v.dstLens.decay(sketchDecay)
+		v.w *= f
+		v.n *= f
+		v.srcPorts.decay(f)
+		v.dstPorts.decay(f)
+		v.srcLens.decay(f)
+		v.dstLens.decay(f)
 		for j := range v.lengths {
-			v.lengths[j] *= sketchDecay
+			v.lengths[j] *= f
 		}
 	}
 }

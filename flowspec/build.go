@@ -212,10 +212,11 @@ const (
 	// all of it; random-port floods far less, so the choice does not
 	// flip with sampling noise.
 	portCover = 0.9
-	// lengthFloorCover is the share of a port-matched vector's packets a
-	// lower bound on length must keep (amplified answers are long, the
-	// service's normal answers short).
-	lengthFloorCover = 0.97
+	// lengthFloorCover is the share of a port set's packets a lower bound
+	// on length must keep: amplified answers are long, the service's
+	// normal answers (which the bound spares) short, so the bound keeps
+	// nearly all of the attack whatever the victim's own share.
+	lengthFloorCover = 0.9
 	// minLengthFloor is the least lower bound worth a component: one
 	// below it drops nothing.
 	minLengthFloor = 129
@@ -237,7 +238,7 @@ const (
 // narrow as its vector allows: the protocol always; TCP SYN without ACK
 // for SYN floods; the fragment component for non-first fragments; a port
 // set that carries 90 % of its vector, with a lower bound on length when
-// 97 % of the vector's packets are that long; else a length range no
+// 90 % of the port set's packets are that long; else a length range no
 // wider than MaxLengthWidth holding 90 %; never a component that matches
 // (nearly) every packet. Without vectors it returns Build's one rule.
 func BuildSet(s Shape, coverage float64, maxRules int) []Rule {

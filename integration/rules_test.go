@@ -178,15 +178,15 @@ func packetOf(s *stream) flowspec.Packet {
 // ruleResult is what one attack on one input got.
 type ruleResult struct {
 	detected               bool
-	rules, before          []string
+	rules, before, first   []string
 	coverage, collateral   float64
 	coverageB, collateral0 float64
 }
 
 // playAttack plays the attack at factor× the limit on top of the victim's
-// traffic through in, builds the rule set from the signature (the start,
-// then the updates of the next rulesSettle, as the mitigation loop
-// refines it) and measures it, and the single rule the builder made before
+// traffic through in, builds the rule set from the signature (at the start
+// (first), then at the updates of the next rulesSettle, as the mitigation
+// loop refines it as the evidence grows) and measures the last one, and the single rule the builder made before
 // rule sets ("before"), on the rulesMeasure that follow.
 func playAttack(t testing.TB, in pipeInput, seed uint64, victim netip.Addr, ak attackKind, factor float64) ruleResult {
 	t.Helper()
@@ -258,6 +258,11 @@ func playAttack(t testing.TB, in pipeInput, seed uint64, victim netip.Addr, ak a
 			}
 			sh := flowspec.ShapeOf(&ev.Signature)
 			rules = flowspec.BuildSet(sh, policies.DefaultCoverage, policies.DefaultRulesPerAttack)
+			if ev.Kind == detect.AttackStarted {
+				for _, r := range rules {
+					res.first = append(res.first, strings.TrimPrefix(r.String(), "dst "+netip.PrefixFrom(victim, victim.BitLen()).String()+" "))
+				}
+			}
 			sh.Vectors = nil
 			before = []flowspec.Rule{flowspec.Build(sh, 0.9)}
 		}
@@ -297,8 +302,12 @@ func TestRuleSetsCoverage(t *testing.T) {
 					t.Errorf("%s: not detected", name)
 					continue
 				}
-				report = append(report, fmt.Sprintf("%-45s %-75s cov %5.1f%% coll %5.1f%% | before: %-45s cov %5.1f%% coll %5.1f%%", name,
-					strings.Join(res.rules, " ; "), 100*res.coverage, 100*res.collateral, res.before[0], 100*res.coverageB, 100*res.collateral0))
+				first := ""
+				if !slices.Equal(res.first, res.rules) {
+					first = " (at the start: " + strings.Join(res.first, " ; ") + ")"
+				}
+				report = append(report, fmt.Sprintf("%-45s %-75s cov %5.1f%% coll %5.1f%% | before: %-45s cov %5.1f%% coll %5.1f%%%s", name,
+					strings.Join(res.rules, " ; "), 100*res.coverage, 100*res.collateral, res.before[0], 100*res.coverageB, 100*res.collateral0, first))
 				if res.coverage < 0.95 || (res.collateral > 0.01 && ak.note == "") {
 					t.Errorf("%s: rules %q cover %.1f%% of the attack and %.1f%% of the victim's traffic, want ≥ 95%% and ≤ 1%%",
 						name, res.rules, 100*res.coverage, 100*res.collateral)
