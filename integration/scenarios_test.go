@@ -152,8 +152,8 @@ type scenarioRun struct {
 	gen     []string
 	netflow bool
 	err     error
-	rule    string        // the FlowSpec rule text floodgate announced
-	latency time.Duration // attack start to the rule in every router's RIB
+	rules   []string      // the FlowSpec rule set floodgate announced (texts)
+	latency time.Duration // attack start to the whole set in every router's RIB
 }
 
 func (r *scenarioRun) victimPrefix() string {
@@ -195,14 +195,16 @@ func playBatch(t *testing.T, l *lab.Lab, api *controller.Client, runs []*scenari
 			t.Fatal(err)
 		}
 		for r := range pending {
+			var set []string
 			for _, m := range ms.Mitigations {
 				if m.Announcement.Rule != nil && strings.HasPrefix(m.Announcement.Rule.String(), "dst "+r.victimPrefix()+" ") {
-					r.rule = m.Announcement.Rule.String()
+					set = append(set, m.Announcement.Rule.String())
 				}
 			}
-			if r.rule == "" {
+			if len(set) == 0 {
 				continue
 			}
+			r.rules = set
 			if ok := atEveryRouter(ctx, t, l, r); ok {
 				r.latency = time.Since(r.start.get())
 				delete(pending, r)
@@ -215,19 +217,20 @@ func playBatch(t *testing.T, l *lab.Lab, api *controller.Client, runs []*scenari
 		if r.err != nil {
 			t.Errorf("%s: generator: %v", r.name, r.err)
 		}
+		all := strings.Join(r.rules, " ; ")
 		switch {
-		case r.rule == "":
+		case len(r.rules) == 0:
 			t.Errorf("%s: no FlowSpec rule for %s", r.name, r.victimPrefix())
 		case pending[r]:
-			t.Errorf("%s: rule %q not at every router while the attack lasted", r.name, r.rule)
+			t.Errorf("%s: rules %q not all at every router while the attack lasted", r.name, all)
 		default:
 			// AttackStart was set once the first attack packet left;
-			// the latency was taken when every router had the rule.
-			t.Logf("%-28s %-55s at every router %s after the first attack packet", r.name, r.rule, r.latency.Round(time.Millisecond))
+			// the latency was taken when every router had the set.
+			t.Logf("%-28s %-55s at every router %s after the first attack packet", r.name, all, r.latency.Round(time.Millisecond))
 		}
 		for _, c := range essential(r.s.Attack, r.s.IPv6(), r.netflow) {
-			if !strings.Contains(" "+r.rule+" ", " "+c+" ") && !strings.Contains(r.rule, c) {
-				t.Errorf("%s: rule %q lacks %q", r.name, r.rule, c)
+			if !strings.Contains(all, c) {
+				t.Errorf("%s: rules %q lack %q", r.name, all, c)
 			}
 		}
 	}
@@ -235,7 +238,7 @@ func playBatch(t *testing.T, l *lab.Lab, api *controller.Client, runs []*scenari
 	wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
 	defer wcancel()
 	for _, r := range runs {
-		if r.rule == "" {
+		if len(r.rules) == 0 {
 			continue
 		}
 		want := flowspecPrefix(r.victimPrefix())
@@ -247,8 +250,8 @@ func playBatch(t *testing.T, l *lab.Lab, api *controller.Client, runs []*scenari
 	}
 }
 
-// atEveryRouter reports whether every router has a FlowSpec route for
-// the run's victim with the discard action.
+// atEveryRouter reports whether every router has as many FlowSpec routes
+// for the run's victim with the discard action as its rule set has.
 func atEveryRouter(ctx context.Context, t *testing.T, l *lab.Lab, r *scenarioRun) bool {
 	fam := lab.FamilyIPv4FlowSpec
 	if r.s.IPv6() {
@@ -260,13 +263,13 @@ func atEveryRouter(ctx context.Context, t *testing.T, l *lab.Lab, r *scenarioRun
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		found := false
+		found := 0
 		for _, rt := range routes {
 			if hasDestination(rt, want) && rt.HasExtCommunity("traffic-rate:0") {
-				found = true
+				found++
 			}
 		}
-		if !found {
+		if found < len(r.rules) {
 			return false
 		}
 	}
