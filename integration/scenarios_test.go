@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/floodgate-ddos/floodgate/controller"
+	"github.com/floodgate-ddos/floodgate/flowspec"
 	"github.com/floodgate-ddos/floodgate/integration/gen"
 	"github.com/floodgate-ddos/floodgate/integration/lab"
 )
@@ -154,6 +155,13 @@ type scenarioRun struct {
 	err     error
 	rules   []string      // the FlowSpec rule set floodgate announced (texts)
 	latency time.Duration // attack start to the whole set in every router's RIB
+	// coverage and collateral are what the routes each router received
+	// for the victim match of the attack's packets and of the victim's
+	// own (the lowest coverage and the highest collateral of the routers).
+	coverage, collateral float64
+	// routes are the victim's routes at each router when the whole set
+	// was there.
+	routes map[string][]lab.Route
 }
 
 func (r *scenarioRun) victimPrefix() string {
@@ -205,14 +213,20 @@ func playBatch(t *testing.T, l *lab.Lab, api *controller.Client, runs []*scenari
 				continue
 			}
 			r.rules = set
-			if ok := atEveryRouter(ctx, t, l, r); ok {
+			if routes := atEveryRouter(ctx, t, l, r); routes != nil {
 				r.latency = time.Since(r.start.get())
+				r.routes = routes
 				delete(pending, r)
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	wg.Wait()
+	for _, r := range runs {
+		if r.routes != nil {
+			r.coverage, r.collateral = measureRoutes(t, r)
+		}
+	}
 	for _, r := range runs {
 		if r.err != nil {
 			t.Errorf("%s: generator: %v", r.name, r.err)
@@ -226,7 +240,13 @@ func playBatch(t *testing.T, l *lab.Lab, api *controller.Client, runs []*scenari
 		default:
 			// AttackStart was set once the first attack packet left;
 			// the latency was taken when every router had the set.
-			t.Logf("%-28s %-55s at every router %s after the first attack packet", r.name, all, r.latency.Round(time.Millisecond))
+			t.Logf("%-28s %-55s at every router %s after the first attack packet; coverage %.1f%%, collateral %.1f%%",
+				r.name, all, r.latency.Round(time.Millisecond), 100*r.coverage, 100*r.collateral)
+			note := collateralNote(r.s.Attack)
+			if r.coverage < 0.95 || (r.collateral > 0.01 && note == "") {
+				t.Errorf("%s: the routers' rules %q match %.1f%% of the attack and %.1f%% of the victim's own traffic, want ≥ 95%% and ≤ 1%%",
+					r.name, all, 100*r.coverage, 100*r.collateral)
+			}
 		}
 		for _, c := range essential(r.s.Attack, r.s.IPv6(), r.netflow) {
 			if !strings.Contains(all, c) {
@@ -250,37 +270,130 @@ func playBatch(t *testing.T, l *lab.Lab, api *controller.Client, runs []*scenari
 	}
 }
 
-// atEveryRouter reports whether every router has as many FlowSpec routes
-// for the run's victim with the discard action as its rule set has.
-func atEveryRouter(ctx context.Context, t *testing.T, l *lab.Lab, r *scenarioRun) bool {
+// atEveryRouter returns the FlowSpec routes of the run's victim at each
+// router once every router has as many of them with the discard action as
+// its rule set has, else nil.
+func atEveryRouter(ctx context.Context, t *testing.T, l *lab.Lab, r *scenarioRun) map[string][]lab.Route {
 	fam := lab.FamilyIPv4FlowSpec
 	if r.s.IPv6() {
 		fam = lab.FamilyIPv6FlowSpec
 	}
 	want := flowspecPrefix(r.victimPrefix())
+	out := map[string][]lab.Route{}
 	for _, name := range l.Routers() {
 		routes, err := l.Router(t, name).Routes(ctx, fam)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		found := 0
+		var found []lab.Route
 		for _, rt := range routes {
 			if hasDestination(rt, want) && rt.HasExtCommunity("traffic-rate:0") {
-				found++
+				found = append(found, rt)
 			}
 		}
-		if found < len(r.rules) {
-			return false
+		if len(found) < len(r.rules) {
+			return nil
 		}
+		out[name] = found
 	}
-	return true
+	return out
 }
 
 func scenario(a gen.Attack, victim netip.Addr, pps uint64, seed uint64) gen.Scenario {
 	return gen.Scenario{
 		Victim: victim, Attack: a, AttackPPS: pps, Start: time.Second, Duration: 7 * time.Second,
 		BackgroundHosts: netip.MustParsePrefix("192.0.2.0/24"), BackgroundCount: 50, BackgroundPPS: 2000, Seed: seed,
+		VictimPPS: pps / 30, // 0.15× the limit beside an attack at 5×
 	}
+}
+
+// collateralNote says why no FlowSpec rule set spares more than 1 % of the
+// victim's own traffic for an attack type, when none can.
+func collateralNote(a gen.Attack) string {
+	switch a {
+	case gen.AttackSYN:
+		return "the victim's own connection attempts are SYNs without ACK to its service port, as the attack's are"
+	case gen.AttackACK:
+		return "an ACK flood to the victim's service port looks like its clients' ACKs: no FlowSpec component tells them apart " +
+			"(a rate-limit response is the answer)"
+	case gen.AttackCarpet:
+		return "a carpet is seen on the hostgroup's total, which has no per-port shape: its rule is the protocol over the prefix"
+	}
+	return ""
+}
+
+// measureRoutes evaluates the FlowSpec routes each router held for the
+// run's victim against the scenario's packets from the attack's start to
+// its end (the generator's model gives the packets it sent): coverage is
+// the share of the attack's packets some route matches, collateral the
+// share of the victim's own; the lowest coverage and the highest
+// collateral of the routers are kept.
+func measureRoutes(t *testing.T, r *scenarioRun) (coverage, collateral float64) {
+	t.Helper()
+	m, err := gen.NewModel(r.s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	coverage = 1
+	var iv gen.Interval
+	for name, routes := range r.routes {
+		var match []func(*flowspec.Packet) (bool, error)
+		for _, rt := range routes {
+			f, err := lab.RouteMatcher(rt)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			match = append(match, f)
+		}
+		var hit, total [2]float64 // by attack (1) or the victim's own (0)
+		for k := range m.Intervals() {
+			m.Fill(k, &iv)
+			if iv.To <= r.s.Start {
+				continue
+			}
+			for i := range iv.Flows {
+				f := &iv.Flows[i]
+				if !f.Attack && f.Dst != m.Targets()[0] {
+					continue // background to other hosts
+				}
+				p := packetOfFlow(f)
+				a := 0
+				if f.Attack {
+					a = 1
+				}
+				total[a] += float64(f.Packets)
+				for _, mf := range match {
+					ok, err := mf(&p)
+					if err != nil {
+						t.Fatalf("%s: %v", name, err)
+					}
+					if ok {
+						hit[a] += float64(f.Packets)
+						break
+					}
+				}
+			}
+		}
+		coverage = min(coverage, hit[1]/max(total[1], 1))
+		collateral = max(collateral, hit[0]/max(total[0], 1))
+	}
+	return coverage, collateral
+}
+
+// packetOfFlow is a generator flow's packets as a rule sees them.
+func packetOfFlow(f *gen.Flow) flowspec.Packet {
+	p := flowspec.Packet{Src: f.Src, Dst: f.Dst, Proto: f.Proto, SrcPort: f.SrcPort, DstPort: f.DstPort,
+		TCPFlags: f.TCPFlags, Length: f.Size, Fragment: flowspec.FragDontFragment}
+	switch {
+	case f.FragOffset != 0:
+		p.Fragment, p.SrcPort, p.DstPort = flowspec.FragIsFragment, 0, 0
+	case f.MoreFragments:
+		p.Fragment = flowspec.FragFirst
+	}
+	if f.Proto == 1 || f.Proto == 58 {
+		p.ICMPType, p.ICMPCode, p.DstPort = uint8(f.DstPort>>8), uint8(f.DstPort), 0
+	}
+	return p
 }
 
 // TestScenarios plays every attack type through sFlow, NetFlow v9 and the
@@ -362,7 +475,7 @@ func genFlags(s gen.Scenario) []string {
 		"--attack", string(s.Attack), "--victim", s.Victim.String(), "--attack-pps", fmt.Sprint(s.AttackPPS),
 		"--start", s.Start.String(), "--duration", s.Duration.String(), "--seed", fmt.Sprint(s.Seed),
 		"--background-hosts", s.BackgroundHosts.String(), "--background-count", fmt.Sprint(s.BackgroundCount),
-		"--background-pps", fmt.Sprint(s.BackgroundPPS),
+		"--background-pps", fmt.Sprint(s.BackgroundPPS), "--victim-pps", fmt.Sprint(s.VictimPPS),
 	}
 }
 

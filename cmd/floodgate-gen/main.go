@@ -53,6 +53,8 @@ is sent, then a summary.
   --background-hosts P  prefix of the hosts with normal traffic (default 198.51.100.0/24)
   --background-count N  how many of its hosts (default 200)
   --background-pps N    normal traffic, packets per second over all hosts (default 10000)
+  --victim-pps N        the victim's own traffic, packets per second (default 0):
+                        web clients, SYNs, DNS and NTP answers, echo replies
   --start D             when the attack starts (default 2s)
   --duration D          how long the run lasts, at most 1h (default 10s)
   --sampling N          1-in-N packet sampling of flow exports (default 1)
@@ -105,6 +107,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&s.Interval, "interval", gen.DefaultInterval, "")
 	uintFlag(fs, "attack-pps", 64, 100_000, func(v uint64) { s.AttackPPS = v })
 	uintFlag(fs, "background-pps", 64, 10_000, func(v uint64) { s.BackgroundPPS = v })
+	uintFlag(fs, "victim-pps", 64, 0, func(v uint64) { s.VictimPPS = v })
 	uintFlag(fs, "background-count", 31, 200, func(v uint64) { s.BackgroundCount = int(v) })
 	uintFlag(fs, "sampling", 32, 1, func(v uint64) { o.sampling = uint32(v) })
 	uintFlag(fs, "seed", 64, 1, func(v uint64) { s.Seed = v })

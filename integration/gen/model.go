@@ -179,7 +179,7 @@ func (m *Model) Fill(k int, iv *Interval) {
 	m.attack, m.background = m.attack[:0], m.background[:0]
 	m.pcg.Seed(m.s.Seed, uint64(k)<<1|1)
 	iv.AttackPackets = m.fillAttack(k, from, to)
-	iv.BackgroundPackets = m.fillBackground(from, to)
+	iv.BackgroundPackets = m.fillBackground(from, to) + m.fillVictim(from, to)
 	iv.Flows = interleave(iv.Flows, m.attack, m.background)
 }
 
@@ -385,6 +385,61 @@ func (m *Model) fillBackground(from, to time.Duration) uint64 {
 				Proto: protoUDP, Size: 140, Packets: dns,
 			})
 		}
+	}
+	return total
+}
+
+// VictimMix is the victim's own traffic, as shares of VictimPPS: a web
+// server's clients (requests and ACKs of 52 or 72 octets for IPv4 or
+// IPv6, and 1200-octet uploads, to port 443), their new connections'
+// SYNs, answers to the victim's own DNS and NTP queries, and to its pings.
+var VictimMix = []struct {
+	Name  string
+	Share float64
+}{{"web ack", 0.4675}, {"web upload", 0.4675}, {"syn", 0.02}, {"dns answer", 0.03}, {"ntp answer", 0.005}, {"echo reply", 0.01}}
+
+// fillVictim appends the victim's own traffic of [from, to) to
+// m.background and returns its packets.
+func (m *Model) fillVictim(from, to time.Duration) uint64 {
+	s := &m.s
+	if s.VictimPPS == 0 || len(m.targets) == 0 {
+		return 0
+	}
+	dst := m.targets[0]
+	v6 := dst.Is6()
+	src := func(i int) netip.Addr {
+		if v6 {
+			return netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0xc1, 0x1e, 14: byte(i >> 8), 15: byte(i)})
+		}
+		return netip.AddrFrom4([4]byte{192, 0, 2, byte(200 + i)})
+	}
+	var total uint64
+	for i, c := range VictimMix {
+		rate := uint64(float64(s.VictimPPS) * c.Share * 1e3)
+		n := due(rate, to, uint64(i)*1e9, 1e3) - due(rate, from, uint64(i)*1e9, 1e3)
+		if n == 0 {
+			continue
+		}
+		total += n
+		f := Flow{Src: src(i), Dst: dst, Packets: n}
+		switch c.Name {
+		case "web ack":
+			f.SrcPort, f.DstPort, f.Proto, f.TCPFlags, f.Size = 51000, 443, protoTCP, tcpACK, pick(v6, 52, 72)
+		case "web upload":
+			f.SrcPort, f.DstPort, f.Proto, f.TCPFlags, f.Size = 51001, 443, protoTCP, tcpACK|tcpPSH, 1200
+		case "syn":
+			f.SrcPort, f.DstPort, f.Proto, f.TCPFlags, f.Size = 51002, 443, protoTCP, tcpSYN, pick(v6, 60, 80)
+		case "dns answer":
+			f.SrcPort, f.DstPort, f.Proto, f.Size = 53, 41000, protoUDP, 150
+		case "ntp answer":
+			f.SrcPort, f.DstPort, f.Proto, f.Size = 123, 123, protoUDP, 76
+		case "echo reply":
+			f.Proto, f.DstPort, f.Size = protoICMP, 0, 84
+			if v6 {
+				f.Proto, f.DstPort, f.Size = protoICMPv6, 129<<8, 104
+			}
+		}
+		m.background = append(m.background, f)
 	}
 	return total
 }

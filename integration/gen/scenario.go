@@ -142,6 +142,10 @@ type Scenario struct {
 	// segments (TCP from port 443, ACK and PSH, 1500 octets) and, one
 	// packet in eight, DNS answers (UDP from port 53, 140 octets).
 	BackgroundPPS uint64
+	// VictimPPS is the victim's own traffic in packets per second, which
+	// a rule for the attack should spare (see VictimMix); zero for none.
+	// It goes to the victim (the first host of a carpet's) throughout.
+	VictimPPS uint64
 
 	// Seed makes the traffic: the same seed, the same packets.
 	Seed uint64
@@ -215,6 +219,12 @@ func (s *Scenario) validate() error {
 	}
 	if s.CarpetHosts < 1 || s.CarpetHosts > MaxCarpetHosts {
 		return invalid("carpet_hosts", "%d is outside [1, %d]", s.CarpetHosts, MaxCarpetHosts)
+	}
+	if s.VictimPPS > MaxPPS {
+		return invalid("victim_pps", "%d is above %d", s.VictimPPS, MaxPPS)
+	}
+	if s.VictimPPS > 0 && s.Attack == AttackNone {
+		return invalid("victim_pps", "the victim's own traffic needs an attack (and its victim)")
 	}
 	if s.BackgroundPPS > MaxPPS {
 		return invalid("background_pps", "%d is above %d", s.BackgroundPPS, MaxPPS)
