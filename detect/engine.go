@@ -141,6 +141,10 @@ type hostgroup struct {
 	alpha, beta, alphaF float32
 	kvar, kvarF         float64
 	prefixes            []*prefixEntry
+	// carpet is the sketch of the hostgroup's total by direction while
+	// it is suspect or attacked (nil otherwise): ingestion feeds it, the
+	// tick links it from the group's state.
+	carpet [2]atomic.Pointer[groupSketch]
 }
 
 type prefixEntry struct {
@@ -449,6 +453,7 @@ type groupState struct {
 	r      rates
 	fast   fastRates
 	attack *attack
+	sk     *groupSketch
 }
 
 // tableState is the read-mostly part published atomically: the monitored
@@ -949,6 +954,9 @@ func (e *Engine) count(s *shard, w *work, r *sources.Record, now int64, st *tabl
 	// plausibility bounds still needs others to corroborate it).
 	p := float64(r.Packets)
 	v := max(p*float64(max(r.Sampling, 1)-1), p*p/recordSamples)
+	if gs := w.pe.group.carpet[w.dir].Load(); gs != nil {
+		gs.add(r, remote, w.key.addr(), mask)
+	}
 	if h == nil {
 		// Still counted in the hostgroup's total; the tick adds the
 		// tracked hosts' counts to it.
@@ -1496,6 +1504,15 @@ func (e *Engine) tickGroups(st *tableState, totals [][2]counters, now time.Time,
 			if ev, ok := e.groupTransition(gs, g, dir, top, cr, now); ok {
 				events = append(events, ev)
 			}
+			switch {
+			case gs.sk == nil && cr.point > suspectRatio:
+				gs.sk = newGroupSketch()
+			case gs.sk != nil && gs.attack == nil && cr.point < calmRatio:
+				gs.sk = nil
+			case gs.sk != nil:
+				gs.sk.decay(gs.attack != nil)
+			}
+			g.carpet[dir].Store(gs.sk)
 		}
 	}
 	return events
@@ -1514,6 +1531,10 @@ func (e *Engine) groupTransition(gs *groupState, g *hostgroup, dir Direction, to
 		e.attacks.Add(1)
 		fillRates(&gs.attack.sig, &gs.r)
 		gs.attack.sig.Ratio = cr.point
+		if gs.sk != nil {
+			gs.sk.fill(&gs.attack.sig, top.prefix)
+		}
+		gs.attack.reported = gs.attack.sig
 		e.log.Info("attack on hostgroup total started", "id", gs.attack.sig.ID, "hostgroup", g.name,
 			"prefix", top.prefix.String(), "direction", dir.String(), "reason", reason)
 		return Event{Kind: AttackStarted, At: now, Signature: gs.attack.sig}, true
@@ -1521,8 +1542,15 @@ func (e *Engine) groupTransition(gs *groupState, g *hostgroup, dir Direction, to
 	a := gs.attack
 	fillRates(&a.sig, &gs.r)
 	a.sig.Ratio = cr.point
+	if gs.sk != nil {
+		gs.sk.fill(&a.sig, top.prefix)
+	}
 	if cr.point >= e.cfg.EndRatio {
 		a.belowSince = time.Time{}
+		if now.Sub(a.lastUpdate) >= e.cfg.UpdateEvery && material(&a.reported, &a.sig) {
+			a.lastUpdate, a.reported = now, a.sig
+			return Event{Kind: AttackUpdated, At: now, Signature: a.sig}, true
+		}
 		return Event{}, false
 	}
 	if a.belowSince.IsZero() {

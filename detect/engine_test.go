@@ -367,6 +367,45 @@ func TestCarpetBombing(t *testing.T) {
 	}
 }
 
+// TestCarpetPrefix: a carpet over part of a hostgroup gets as victim the
+// smallest prefix holding the hosts hit, and the shape of its traffic;
+// an IPv6 carpet over a /64 too.
+func TestCarpetPrefix(t *testing.T) {
+	th := policies.Threshold{Total: policies.Limits{PPS: 10000}, Group: policies.Limits{PPS: 50000}}
+	for _, tc := range []struct {
+		name string
+		host func(i int) netip.Addr
+		want string
+	}{
+		{"ipv4 /26", func(i int) netip.Addr { return netip.AddrFrom4([4]byte{203, 0, 113, byte(i % 64)}) }, "203.0.113.0/26"},
+		{"ipv6 /64", func(i int) netip.Addr {
+			return netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 7, byte(i * 37), 1, 2, 3, 4, 5, 6, byte(i)})
+		}, "2001:db8:0:7::/64"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newClock(newEngine(t, testPolicy(policies.DefaultEWMA, th)))
+			var got []Event
+			for range 30 {
+				var batch []sources.Record
+				for i := range 64 {
+					batch = append(batch, ntp(tc.host(i), 1500)...)
+				}
+				got = append(got, lifecycle(c.step(batch))...)
+			}
+			if len(got) != 1 || !got[0].Signature.Group {
+				t.Fatalf("events %v, want one group attack", kinds(got))
+			}
+			s := got[0].Signature
+			if s.Victim.String() != tc.want {
+				t.Errorf("victim %s, want %s", s.Victim, tc.want)
+			}
+			if len(s.Vectors) == 0 || s.Vectors[0].Proto != 17 || Top(s.Vectors[0].SrcPorts).Value != 123 {
+				t.Errorf("vectors %+v, want NTP's", s.Vectors)
+			}
+		})
+	}
+}
+
 // TestCarpetBombingPastHostCap: hosts refused for MaxHosts still count
 // in the hostgroup total, which catches the spread attack.
 func TestCarpetBombingPastHostCap(t *testing.T) {

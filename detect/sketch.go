@@ -3,6 +3,7 @@ package detect
 import (
 	"net/netip"
 	"slices"
+	"sync"
 
 	"github.com/floodgate-ddos/floodgate/sources"
 )
@@ -383,4 +384,76 @@ func portLengths(t *topK[uint32], ports []Share, w float64) [][len(LengthBounds)
 		}
 	}
 	return out
+}
+
+// groupSketch describes a hostgroup's total while it is suspect or
+// attacked (a carpet): its vectors, as a host's sketch, and which of its
+// addresses receive the traffic, so that the attack's rule covers the
+// smallest prefix that holds them. Records of every shard feed it, hence
+// its lock; it exists only for the few groups near a group limit.
+type groupSketch struct {
+	mu   sync.Mutex
+	sk   *sketch
+	dsts topK[netip.Addr]
+}
+
+// groupSketchHosts is how many of a group's addresses the sketch follows:
+// a carpet over a /24, or 256 hosts of a /64.
+const groupSketchHosts = 256
+
+func newGroupSketch() *groupSketch {
+	return &groupSketch{sk: newSketch(false), dsts: newTopK[netip.Addr](groupSketchHosts)}
+}
+
+func (g *groupSketch) add(r *sources.Record, remote, local netip.Addr, mask uint8) {
+	g.mu.Lock()
+	g.sk.add(r, remote, float64(r.Packets), mask)
+	g.dsts.add(local, float64(r.Packets))
+	g.mu.Unlock()
+}
+
+func (g *groupSketch) decay(attacked bool) {
+	f := sketchDecay
+	if attacked {
+		f = sketchDecayAttack
+	}
+	g.mu.Lock()
+	g.sk.decay(f)
+	g.dsts.decay(f)
+	g.mu.Unlock()
+}
+
+// carpetCover is the share of a group's traffic whose addresses its
+// attack's prefix must hold.
+const carpetCover = 0.95
+
+// fill writes the group's shape into sig, and as its victim the smallest
+// prefix holding the addresses that receive carpetCover of the traffic,
+// when that prefix is inside within (the monitored prefix that receives
+// the most).
+func (g *groupSketch) fill(sig *Signature, within netip.Prefix) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.sk.fill(sig)
+	keys, shares := g.dsts.top(groupSketchHosts, g.sk.packets)
+	var p netip.Prefix
+	sum := 0.0
+	for i, a := range keys {
+		if !within.Contains(a) {
+			continue
+		}
+		if !p.IsValid() {
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		for !p.Contains(a) {
+			p, _ = p.Addr().Prefix(p.Bits() - 1)
+		}
+		sum += shares[i]
+		if sum >= carpetCover {
+			break
+		}
+	}
+	if p.IsValid() && sum >= carpetCover && p.Bits() >= within.Bits() {
+		sig.Victim = p.Masked()
+	}
 }

@@ -316,8 +316,6 @@ func collateralNote(a gen.Attack) string {
 	case gen.AttackACK:
 		return "an ACK flood to the victim's service port looks like its clients' ACKs: no FlowSpec component tells them apart " +
 			"(a rate-limit response is the answer)"
-	case gen.AttackCarpet:
-		return "a carpet is seen on the hostgroup's total, which has no per-port shape: its rule is the protocol over the prefix"
 	}
 	return ""
 }
