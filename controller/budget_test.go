@@ -258,3 +258,25 @@ func TestAggregateStaysInside(t *testing.T) {
 			"withdraw flowspec:dst 2001:db8::1:5/128"+ntpRule)
 	})
 }
+
+// TestAggregateNeverOverWhitelist: an aggregate that would match a
+// whitelisted flow is not made; the hosts keep their own rules.
+func TestAggregateNeverOverWhitelist(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h, _ := newBudgetHarness(t, "10", `aggregate_after = 2
+  whitelist_flow {
+    dst      = "203.0.113.9/32"
+    protocol = "udp"
+    src_port = 123
+  }`)
+		defer h.stop()
+		h.send(detect.AttackStarted, ntpVectors(1, "203.0.113.10", 1e5))
+		h.send(detect.AttackStarted, ntpVectors(2, "203.0.113.11", 1e5)) // .10/31: clear of .9
+		h.send(detect.AttackStarted, ntpVectors(3, "203.0.113.14", 1e5)) // .8/29 would hold .9
+		h.wantCalls(
+			"announce flowspec:dst 203.0.113.10/32"+ntpRule,
+			"announce flowspec:dst 203.0.113.10/31"+ntpRule,
+			"withdraw flowspec:dst 203.0.113.10/32"+ntpRule,
+			"announce flowspec:dst 203.0.113.14/32"+ntpRule)
+	})
+}
