@@ -1,6 +1,6 @@
 // Package flowspec owns what Floodgate announces: the Announcement model
 // (RTBH routes per RFC 7999, FlowSpec rules per RFC 8955 and RFC 8956), the
-// builder that turns an attack's shape into the narrowest rule covering it,
+// builder that turns an attack's shape into the narrowest rules covering it,
 // the safety checks every announcement passes whatever asked for it, and
 // the conversion to GoBGP API paths. It decides what a route looks like,
 // never when to announce it.
