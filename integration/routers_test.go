@@ -317,7 +317,7 @@ func TestMitigationWithRouters(t *testing.T) {
 		enc := flowgen.NetFlowV9{SourceID: 9}
 		victim := netip.MustParseAddr("203.0.113.11")
 		match := func(r lab.Route) bool {
-			return r.Prefix == "destination:203.0.113.11/32 protocol:==udp source-port:==123" && r.HasExtCommunity("traffic-rate:0")
+			return r.Prefix == "destination:203.0.113.11/32 protocol:==udp source-port:==123 packet-length:>=257&<=65535" && r.HasExtCommunity("traffic-rate:0")
 		}
 		tick := time.NewTicker(100 * time.Millisecond)
 		defer tick.Stop()
