@@ -112,10 +112,13 @@ func TestRunPacing(t *testing.T) {
 	}
 	recs := c.wait(t, res.Total.Datagrams)
 	last := time.Unix(0, recs[len(recs)-1].End)
-	// The last datagram goes out at the end of the last interval; its
-	// receive stamp may trail the end a little on a busy machine.
-	if d := res.Started.Add(s.Duration).Sub(last); d < -10*time.Millisecond || d > 20*time.Millisecond {
-		t.Errorf("last sample received %v before the end, want within -10ms..20ms", d)
+	// The last datagram goes out at the end of the last interval (not at
+	// its start, 100 ms before); its receive stamp trails the end by the
+	// scheduling delays of a loaded machine (10.3 ms seen on 2 cores with
+	// one kept busy and a -race build beside), which the lower bound
+	// leaves room for.
+	if d := res.Started.Add(s.Duration).Sub(last); d < -100*time.Millisecond || d > 20*time.Millisecond {
+		t.Errorf("last sample received %v before the end, want within -100ms..20ms", d)
 	}
 	if !within(res.Total.AttackPackets, 6000, 0.02) {
 		t.Errorf("counts %+v, want 6000 attack packets (2%% late at most)", res.Total)
