@@ -405,9 +405,11 @@ func packetOfFlow(f *gen.Flow) flowspec.Packet {
 	return p
 }
 
-// TestScenarios plays every attack type through sFlow, NetFlow v9 and the
-// mirror port against floodgate and four routers, and checks the rule each
-// router received and its withdrawal.
+// TestScenarios plays every attack type through sFlow, NetFlow v9, IPFIX
+// and the mirror port, IPv4 and IPv6 (six types), against floodgate and
+// four routers, and checks the rule set each router received (its
+// coverage of the attack and its collateral on the victim's own traffic)
+// and its withdrawal.
 func TestScenarios(t *testing.T) {
 	lab.RequireRoot(t, "ip", "gobgpd", "bird", "birdc", "vtysh", "exabgp", "go")
 	bin := lab.BuildFloodgate(t)
@@ -445,18 +447,28 @@ func TestScenarios(t *testing.T) {
 		playBatch(t, l, api, runs)
 	})
 
-	t.Run("netflow v9", func(t *testing.T) {
-		var runs []*scenarioRun
-		for i, a := range gen.Attacks() {
-			victim := v4(50 + i)
-			if a == gen.AttackCarpet {
-				victim = netip.MustParseAddr("198.51.100.1")
+	for _, nf := range []struct {
+		name    string
+		version int
+		base    int
+	}{{"netflow v9", 9, 50}, {"ipfix", 10, 80}} {
+		t.Run(nf.name, func(t *testing.T) {
+			var runs []*scenarioRun
+			for i, a := range gen.Attacks() {
+				victim := v4(nf.base + i)
+				if a == gen.AttackCarpet {
+					victim = netip.MustParseAddr("198.51.100.1")
+				}
+				runs = append(runs, &scenarioRun{name: fmt.Sprintf("%s %s", nf.name, a), s: scenario(a, victim, 100_000, uint64(200+nf.base+i)), netflow: true,
+					emitter: inNetns(&gen.NetFlowEmitter{Version: nf.version, To: netflowTo, SamplingRate: 100, SourceID: uint32(nf.base + i)})})
 			}
-			runs = append(runs, &scenarioRun{name: "netflow " + string(a), s: scenario(a, victim, 100_000, uint64(200+i)), netflow: true,
-				emitter: inNetns(&gen.NetFlowEmitter{Version: 9, To: netflowTo, SamplingRate: 100, SourceID: uint32(i + 1)})})
-		}
-		playBatch(t, l, api, runs)
-	})
+			for i, a := range []gen.Attack{gen.AttackNTP, gen.AttackDNS, gen.AttackSYN, gen.AttackICMP, gen.AttackFragment, gen.AttackUDPRandom} {
+				runs = append(runs, &scenarioRun{name: fmt.Sprintf("%s ipv6 %s", nf.name, a), s: scenario(a, v6(nf.base+i), 100_000, uint64(300+nf.base+i)),
+					netflow: true, emitter: inNetns(&gen.NetFlowEmitter{Version: nf.version, To: netflowTo, SamplingRate: 100, SourceID: uint32(nf.base + 20 + i)})})
+			}
+			playBatch(t, l, api, runs)
+		})
+	}
 
 	t.Run("mirror", func(t *testing.T) {
 		// Every packet is a frame here: the generators run as their own
@@ -472,6 +484,20 @@ func TestScenarios(t *testing.T) {
 			}
 			s.BackgroundPPS = 500
 			runs = append(runs, &scenarioRun{name: "mirror " + string(a), s: s, gen: append([]string{genBin,
+				"--format", "raw", "--interface", "eth1", "--netns", l.Netns("tap"), "--max-packets", "2000000"}, genFlags(s)...)})
+		}
+		playBatch(t, l, api, runs)
+	})
+
+	t.Run("mirror ipv6", func(t *testing.T) {
+		// A batch of its own: every generator process sends frames, and
+		// a round of polls for many runs takes seconds.
+		genBin := lab.BuildGen(t)
+		var runs []*scenarioRun
+		for i, a := range []gen.Attack{gen.AttackNTP, gen.AttackDNS, gen.AttackSYN, gen.AttackICMP, gen.AttackFragment, gen.AttackUDPRandom} {
+			s := scenario(a, netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0xee, 0xee, 15: byte(0x30 + i)}), 10_000, uint64(400+i))
+			s.BackgroundPPS = 500
+			runs = append(runs, &scenarioRun{name: "mirror ipv6 " + string(a), s: s, gen: append([]string{genBin,
 				"--format", "raw", "--interface", "eth1", "--netns", l.Netns("tap"), "--max-packets", "2000000"}, genFlags(s)...)})
 		}
 		playBatch(t, l, api, runs)
