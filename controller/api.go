@@ -25,23 +25,27 @@ import (
 	"github.com/floodgate-ddos/floodgate/flowspec"
 	"github.com/floodgate-ddos/floodgate/policies"
 	"github.com/floodgate-ddos/floodgate/sources/flow"
+	"github.com/floodgate-ddos/floodgate/supervisor"
 )
 
 // API types, shared with the CLI.
 
 // Status is the answer of GET /v1/status.
 type Status struct {
-	Version    string           `json:"version"`
-	GoBGP      string           `json:"gobgp"`
-	Started    time.Time        `json:"started"`
-	Uptime     string           `json:"uptime"`
-	Config     string           `json:"config"`
-	DryRun     bool             `json:"dry_run"`
-	Sources    []flow.Stats     `json:"sources"`
-	Detection  detect.Stats     `json:"detection"`
-	Mitigation MitigatorStats   `json:"mitigation"`
-	Neighbors  []PeerStatus     `json:"neighbors"`
-	Hostgroups []HostgroupState `json:"hostgroups"`
+	Version string    `json:"version"`
+	GoBGP   string    `json:"gobgp"`
+	Started time.Time `json:"started"`
+	Uptime  string    `json:"uptime"`
+	Config  string    `json:"config"`
+	DryRun  bool      `json:"dry_run"`
+	// Components are the daemon's parts and their state, in start
+	// order.
+	Components []supervisor.Status `json:"components"`
+	Sources    []flow.Stats        `json:"sources"`
+	Detection  detect.Stats        `json:"detection"`
+	Mitigation MitigatorStats      `json:"mitigation"`
+	Neighbors  []PeerStatus        `json:"neighbors"`
+	Hostgroups []HostgroupState    `json:"hostgroups"`
 	// Budgets are the rule budgets' use: max_active, each neighbour's
 	// max_flowspec_rules (the smallest), each hostgroup's max_rules.
 	Budgets []BudgetUse `json:"budgets"`
@@ -308,13 +312,11 @@ func (s *APIServer) Addrs() []net.Addr {
 	return append([]net.Addr(nil), s.addrs...)
 }
 
-// Stop shuts the servers down, letting requests in flight finish for up
-// to two seconds.
-func (s *APIServer) Stop() error {
+// Stop shuts the servers down, letting requests in flight finish until
+// ctx is done.
+func (s *APIServer) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
 	var first error
 	for _, srv := range s.servers {
 		if err := srv.Shutdown(ctx); err != nil && first == nil {

@@ -124,7 +124,7 @@ func newHarness(t *testing.T, pol *policies.Policy) *harness {
 }
 
 func (h *harness) stop() {
-	if err := h.m.Stop(); err != nil {
+	if err := h.m.Stop(context.Background()); err != nil {
 		h.t.Fatal(err)
 	}
 	if err := h.store.Close(); err != nil {
@@ -339,7 +339,7 @@ func TestSpeaker(t *testing.T) {
 		if got := append(ribPrefixes(t, s, v4), ribPrefixes(t, s, v6fs)...); len(got) != 0 {
 			t.Errorf("round %d: RIB after withdraw %v", round, got)
 		}
-		if err := s.Stop(); err != nil {
+		if err := s.Stop(context.Background()); err != nil {
 			t.Fatalf("round %d: Stop: %v", round, err)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -18,42 +19,51 @@ import (
 	"github.com/floodgate-ddos/floodgate/sources/flow"
 	"github.com/floodgate-ddos/floodgate/sources/mirror"
 	"github.com/floodgate-ddos/floodgate/sources/pcapfile"
+	"github.com/floodgate-ddos/floodgate/supervisor"
 )
-
-// component is anything the daemon starts and stops.
-type component interface {
-	Start(ctx context.Context) error
-	Stop() error
-}
 
 // Options are what the daemon knows beyond its policy.
 type Options struct {
 	// Version is the floodgate version, for status.
 	Version string
-	// ConfigPath is where the policy was loaded from, for reloads.
+	// ConfigPath is where the policy was loaded from, for reloads. When
+	// set, the daemon also watches it and reloads when the files change.
 	ConfigPath string
 }
 
-// Daemon is a running Floodgate: flow collector, detection engine,
-// mitigation loop, BGP speaker and API.
+// Daemon is a running Floodgate: the chain sources → detection → decision
+// and mitigation → BGP speaker, with the API, hooks, metrics and the
+// config watcher beside it, every part a component owned by a supervisor.
+//
+// NewDaemon builds every component whole and opens nothing. Start starts
+// them in this order and Stop stops them in reverse, so that intake stops
+// first and the speaker after the mitigation loop:
+//
+//	hooks, api, speaker, store, mitigation, detection, source/<name>..., config-watcher
+//
+// Sources (flow listeners, mirror captures) and the watcher are restarted
+// with backoff when they fail; a failure of anything else is fatal
+// (Fatal yields it) and the daemon should stop.
 type Daemon struct {
 	Options
-	log       hclog.Logger
-	pol       *policies.Policy
-	store     *Store
-	Speaker   *Speaker
-	Mitigator *Mitigator
-	Engine    *detect.Engine
-	Collector *flow.Collector
-	Mirrors   []*mirror.Capture
-	Pcaps     []*pcapfile.Replayer
-	Hooks     *hooks.Dispatcher
-	API       *APIServer
-	Registry  *prometheus.Registry
+	log        hclog.Logger
+	pol        *policies.Policy
+	sup        *supervisor.Supervisor
+	store      *Store
+	Speaker    *Speaker
+	Mitigator  *Mitigator
+	Engine     *detect.Engine
+	Collectors []*flow.Collector
+	Mirrors    []*mirror.Capture
+	Pcaps      []*pcapfile.Replayer
+	Hooks      *hooks.Dispatcher
+	API        *APIServer
+	Watcher    *Watcher
+	Registry   *prometheus.Registry
 
 	mu      sync.Mutex
-	started []component
 	since   time.Time
+	running atomic.Bool
 }
 
 // NewDaemon builds every component from pol. It opens nothing.
@@ -62,65 +72,58 @@ func NewDaemon(pol *policies.Policy, logger hclog.Logger, opts ...Options) (*Dae
 	if len(opts) > 0 {
 		d.Options = opts[0]
 	}
+	d.sup = supervisor.New(supervisor.DefaultConfig(), logger, d.Registry)
 	eng, err := detect.New(detect.Config{Tick: pol.Detection.Tick}, pol, logger)
 	if err != nil {
 		return nil, fmt.Errorf("detection: %w", err)
 	}
 	d.Engine = eng
 	d.Speaker = NewSpeaker(pol.BGP, logger)
-	var fc flow.Config
-	for _, l := range pol.Listeners {
-		fc.Listeners = append(fc.Listeners, flow.ListenerConfig{
-			Name:              l.Name,
-			Protocol:          flow.Protocol(l.Protocol),
-			Listen:            l.Listen.String(),
-			ReceiveBuffer:     l.ReceiveBuffer,
-			QueueSize:         l.QueueSize,
-			Workers:           l.Workers,
-			DefaultSampling:   l.DefaultSampling,
-			Sampling:          l.Sampling,
-			AllowedExporters:  l.AllowedExporters,
-			MaxExporters:      l.MaxExporters,
-			ExporterIdle:      l.ExporterIdle,
-			MaxTemplates:      l.MaxTemplates,
-			TemplateTTL:       l.TemplateTTL,
-			MaxTemplateFields: l.MaxTemplateFields,
-			MaxRecordPPS:      float64(l.MaxRecordPPS),
-			MaxRecordBPS:      float64(l.MaxRecordBPS),
-		})
-	}
-	d.Collector, err = flow.New(fc, eng, logger)
+	d.store = NewStore(pol.Mitigation.StateFile)
+	d.Hooks, err = hooks.New(pol.Hooks, logger)
 	if err != nil {
-		return nil, fmt.Errorf("sources: %w", err)
+		return nil, fmt.Errorf("hooks: %w", err)
+	}
+	d.Mitigator = NewMitigator(MitigatorConfig{}, pol, eng.Events(), d.Speaker, d.store, logger)
+	d.Mitigator.SetObserver(hookObserver{d.Hooks})
+	d.API = NewAPIServer(d, pol.API, pol.Metrics, d.Registry, logger)
+	d.sup.Add(
+		supervisor.Spec{Name: "hooks", Component: d.Hooks, OnFailure: supervisor.Restart},
+		supervisor.Spec{Name: "api", Component: d.API},
+		supervisor.Spec{Name: "speaker", Component: d.Speaker},
+		supervisor.Spec{Name: "store", Component: d.store},
+		supervisor.Spec{Name: "mitigation", Component: d.Mitigator},
+		supervisor.Spec{Name: "detection", Component: d.Engine},
+	)
+	for _, l := range pol.Listeners {
+		c, err := flow.New(flow.Config{Listeners: []flow.ListenerConfig{l}}, eng, logger)
+		if err != nil {
+			return nil, fmt.Errorf("source %q: %w", l.Name, err)
+		}
+		d.Collectors = append(d.Collectors, c)
+		d.sup.Add(supervisor.Spec{Name: "source/" + l.Name, Component: c, OnFailure: supervisor.Restart})
 	}
 	for _, m := range pol.Mirrors {
-		mc := mirror.DefaultConfig()
-		mc.Interfaces, mc.Promiscuous, mc.IncludeOutgoing = m.Interfaces, m.Promiscuous, m.IncludeOutgoing
-		mc.Workers, mc.FanoutGroup, mc.BlockSize, mc.NumBlocks = m.Workers, m.FanoutGroup, m.BlockSize, m.Blocks
-		mc.BlockTimeout, mc.BatchSize, mc.FlushInterval = m.BlockTimeout, m.BatchSize, m.FlushInterval
-		if m.Fanout != "" {
-			mc.Fanout = m.Fanout
-		}
-		c, err := mirror.New(mc, eng, logger.Named(m.Name))
+		c, err := mirror.New(m, eng, logger.Named(m.Name))
 		if err != nil {
 			return nil, fmt.Errorf("source %q: %w", m.Name, err)
 		}
 		d.Mirrors = append(d.Mirrors, c)
+		d.sup.Add(supervisor.Spec{Name: "source/" + m.Name, Component: c, OnFailure: supervisor.Restart})
 	}
 	for _, p := range pol.Pcaps {
-		pc := pcapfile.DefaultConfig()
-		pc.Path, pc.Speed, pc.Loops, pc.Sampling, pc.Timestamps = p.File, p.Speed, p.Loops, p.Sampling, pcapfile.Timestamps(p.Timestamps)
-		r, err := pcapfile.New(pc, eng, logger.Named(p.Name))
+		r, err := pcapfile.New(p, eng, logger.Named(p.Name))
 		if err != nil {
 			return nil, fmt.Errorf("source %q: %w", p.Name, err)
 		}
 		d.Pcaps = append(d.Pcaps, r)
+		// A replay cannot resume where it failed: its failure is fatal.
+		d.sup.Add(supervisor.Spec{Name: "source/" + p.Name, Component: r})
 	}
-	d.Hooks, err = hooks.New(hooksConfig(pol.Hooks), logger)
-	if err != nil {
-		return nil, fmt.Errorf("hooks: %w", err)
+	if d.ConfigPath != "" {
+		d.Watcher = NewWatcher(d.ConfigPath, 2*time.Second, time.Second, func() error { return d.Reload(d.ConfigPath) }, logger)
+		d.sup.Add(supervisor.Spec{Name: "config-watcher", Component: d.Watcher, OnFailure: supervisor.Restart})
 	}
-	d.API = NewAPIServer(d, pol.API, pol.Metrics, d.Registry, logger)
 	d.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "floodgate"}),
@@ -130,62 +133,44 @@ func NewDaemon(pol *policies.Policy, logger hclog.Logger, opts ...Options) (*Dae
 	return d, nil
 }
 
-// Start opens the state file and starts the components in dependency
-// order (speaker, hooks, mitigation, detection, sources, API), unwinding
-// those already started if one fails.
+// Start starts every component in order; when one fails to start, those
+// already started are stopped in reverse and the error names it. ctx
+// bounds nothing but that unwinding: components run until Stop.
 func (d *Daemon) Start(ctx context.Context) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	store, err := OpenStore(d.pol.Mitigation.StateFile)
-	if err != nil {
+	if err := d.sup.Start(ctx); err != nil {
 		return err
 	}
-	d.store = store
-	d.Mitigator = NewMitigator(MitigatorConfig{}, d.pol, d.Engine.Events(), d.Speaker, store, d.log)
-	d.Mitigator.SetObserver(hookObserver{d.Hooks})
-	comps := []component{d.Speaker, d.Hooks, d.Mitigator, d.Engine, d.Collector}
-	for _, m := range d.Mirrors {
-		comps = append(comps, m)
-	}
-	for _, p := range d.Pcaps {
-		comps = append(comps, p)
-	}
-	comps = append(comps, d.API)
-	for _, c := range comps {
-		if err := c.Start(ctx); err != nil {
-			d.stopLocked()
-			return err
-		}
-		d.started = append(d.started, c)
-	}
+	d.mu.Lock()
 	d.since = time.Now()
-	d.log.Info("floodgate running", "dry_run", d.pol.Mitigation.DryRun)
+	d.mu.Unlock()
+	d.running.Store(true)
+	d.log.Info("floodgate running", "dry_run", d.Policy().Mitigation.DryRun)
 	return nil
 }
 
-// Stop stops the components in reverse order: the API and sources first,
-// so that queues drain into detection, and the BGP speaker last.
-func (d *Daemon) Stop() error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.stopLocked()
+// Fatal yields the failure of a component that cannot be restarted; the
+// caller stops the daemon and exits with an error.
+func (d *Daemon) Fatal() <-chan error { return d.sup.Fatal() }
+
+// Stop stops the components in reverse order under the one deadline of
+// ctx: the watcher and the sources first (their queues drain into
+// detection), then detection, the mitigation loop and the store, then the
+// speaker, the API and hooks.
+func (d *Daemon) Stop(ctx context.Context) error {
+	d.running.Store(false)
+	return d.sup.Stop(ctx)
 }
 
-func (d *Daemon) stopLocked() error {
-	var first error
-	for i := len(d.started) - 1; i >= 0; i-- {
-		if err := d.started[i].Stop(); err != nil && first == nil {
-			first = err
-		}
+// Components returns the state of every component, in start order.
+func (d *Daemon) Components() []supervisor.Status { return d.sup.Status() }
+
+// sourceStats returns the counters of every flow listener.
+func (d *Daemon) sourceStats() []flow.Stats {
+	var out []flow.Stats
+	for _, c := range d.Collectors {
+		out = append(out, c.Stats()...)
 	}
-	d.started = nil
-	if d.store != nil {
-		if err := d.store.Close(); err != nil && first == nil {
-			first = err
-		}
-		d.store = nil
-	}
-	return first
+	return out
 }
 
 // GoBGPVersion is the version of the embedded GoBGP module.
@@ -208,10 +193,13 @@ func GoBGPVersion() string {
 // Status gathers the daemon's state for the API.
 func (d *Daemon) Status(ctx context.Context) (Status, error) {
 	pol := d.Policy()
+	d.mu.Lock()
+	since := d.since
+	d.mu.Unlock()
 	st := Status{
-		Version: d.Version, GoBGP: GoBGPVersion(), Started: d.since, Uptime: time.Since(d.since).Round(time.Second).String(),
-		Config: d.ConfigPath, DryRun: pol.Mitigation.DryRun,
-		Sources: d.Collector.Stats(), Detection: d.Engine.Stats(), Mitigation: d.Mitigator.Stats(),
+		Version: d.Version, GoBGP: GoBGPVersion(), Started: since, Uptime: time.Since(since).Round(time.Second).String(),
+		Config: d.ConfigPath, DryRun: pol.Mitigation.DryRun, Components: d.Components(),
+		Sources: d.sourceStats(), Detection: d.Engine.Stats(), Mitigation: d.Mitigator.Stats(),
 	}
 	peers, err := d.Speaker.Peers(ctx)
 	if err != nil {
@@ -242,25 +230,6 @@ func (d *Daemon) Status(ctx context.Context) (Status, error) {
 	}
 	st.Budgets, err = d.Mitigator.Budgets(ctx)
 	return st, err
-}
-
-func hooksConfig(h policies.Hooks) hooks.Config {
-	cfg := hooks.DefaultConfig()
-	kinds := func(ev []string) []hooks.Kind {
-		out := make([]hooks.Kind, len(ev))
-		for i, e := range ev {
-			out[i] = hooks.Kind(e)
-		}
-		return out
-	}
-	for _, e := range h.Exec {
-		cfg.Exec = append(cfg.Exec, hooks.ExecConfig{Name: e.Name, Path: e.Path, Timeout: e.Timeout, Events: kinds(e.Events)})
-	}
-	for _, w := range h.Webhooks {
-		cfg.Webhooks = append(cfg.Webhooks, hooks.WebhookConfig{Name: w.Name, URL: w.URL, Headers: w.Headers, Timeout: w.Timeout,
-			Retries: w.Retries, Events: kinds(w.Events)})
-	}
-	return cfg
 }
 
 // hookObserver turns the mitigation loop's events into hook events.

@@ -85,7 +85,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, l ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, l...)
 	}
-	for _, s := range m.d.Collector.Stats() {
+	for _, s := range m.d.sourceStats() {
 		p := string(s.Protocol)
 		counter(m.flowDatagrams, float64(s.Datagrams), s.Name, p)
 		counter(m.flowBytes, float64(s.Bytes), s.Name, p)

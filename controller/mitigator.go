@@ -239,21 +239,23 @@ func (m *Mitigator) Start(ctx context.Context) error {
 // Stop ends the event loop and waits for it. With withdraw_on_shutdown
 // every route is withdrawn and forgotten; otherwise the mitigations stay
 // in the store and are re-announced at the next start until they expire.
-func (m *Mitigator) Stop() error {
+func (m *Mitigator) Stop(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.cancel == nil {
 		return nil
 	}
 	m.cancel()
-	<-m.done
+	select {
+	case <-m.done:
+	case <-ctx.Done():
+		return fmt.Errorf("mitigation: stop: %w", ctx.Err())
+	}
 	m.cancel = nil
 	if len(m.active) == 0 {
 		return nil
 	}
 	if m.pol.Load().Mitigation.WithdrawOnShutdown {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
 		for _, mt := range m.active {
 			m.withdraw(ctx, mt, "shutdown")
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -39,9 +40,7 @@ func (d *Daemon) Reload(path string) error {
 	d.mu.Lock()
 	old := d.pol
 	d.pol = pol
-	if d.Mitigator != nil {
-		d.Mitigator.SetPolicy(pol)
-	}
+	d.Mitigator.SetPolicy(pol)
 	d.mu.Unlock()
 	d.Engine.SetPolicy(pol)
 	for _, c := range []struct {
@@ -152,15 +151,19 @@ func (w *Watcher) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop ends watching and waits.
-func (w *Watcher) Stop() error {
+// Stop ends watching and waits (a reload in progress finishes first).
+func (w *Watcher) Stop(ctx context.Context) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.cancel == nil {
 		return nil
 	}
 	w.cancel()
-	<-w.done
+	select {
+	case <-w.done:
+	case <-ctx.Done():
+		return fmt.Errorf("config watcher: stop: %w", ctx.Err())
+	}
 	w.cancel = nil
 	return nil
 }

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -113,7 +114,7 @@ func TestWatcherDebounces(t *testing.T) {
 		if err := w.Start(t.Context()); err != nil {
 			t.Fatal(err)
 		}
-		defer w.Stop()
+		defer w.Stop(context.Background())
 		time.Sleep(time.Second)
 		if n := reloads.Load(); n != 0 {
 			t.Fatalf("%d reloads without a change", n)

@@ -168,7 +168,7 @@ wait:
 		case <-rp.Done():
 			break wait
 		case <-ctx.Done():
-			rp.Stop()
+			_ = rp.Stop(context.WithoutCancel(ctx))
 			return res, ctx.Err()
 		case <-tk.C:
 			if opts.Progress != nil {
@@ -179,7 +179,7 @@ wait:
 	if err := rp.Err(); err != nil && !errors.Is(err, context.Canceled) {
 		return res, fmt.Errorf("replay %s: %w", path, err)
 	}
-	rp.Stop()
+	_ = rp.Stop(context.WithoutCancel(ctx))
 	res.Stats = rp.Stats()
 	if opts.Progress != nil {
 		opts.Progress(res.Stats, st.Size())

@@ -132,7 +132,7 @@ func listenString(ap netip.AddrPort) string {
 
 // Stop closes every session and stops the BGP instance. Peers drop the
 // routes of a closed session.
-func (s *Speaker) Stop() error {
+func (s *Speaker) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.running {
@@ -141,7 +141,7 @@ func (s *Speaker) Stop() error {
 	s.cancel()
 	<-s.watchDone
 	s.running = false
-	if err := s.srv.StopBgp(context.Background(), &api.StopBgpRequest{}); err != nil {
+	if err := s.srv.StopBgp(ctx, &api.StopBgpRequest{}); err != nil {
 		return fmt.Errorf("bgp: stop: %w", err)
 	}
 	s.log.Info("speaker stopped")

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,30 +19,55 @@ import (
 // It is a bbolt file: a single file, no server, transactions that are
 // durable when Put returns, and a file lock that keeps a second daemon off
 // the same state.
+//
+// It is a component: NewStore opens nothing, Start opens the file, Stop
+// closes it. The mitigation loop, its only user, starts after it and stops
+// before it.
 type Store struct {
-	db *bolt.DB
+	path string
+	db   *bolt.DB
 }
 
 var bucket = []byte("mitigations")
 
+// NewStore returns the store of the state file at path, not yet open.
+func NewStore(path string) *Store { return &Store{path: path} }
+
 // OpenStore opens (creating if needed) the state file at path.
 func OpenStore(path string) (*Store, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	s := NewStore(path)
+	if err := s.Start(context.Background()); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Start opens (creating if needed) the state file, waiting at most a
+// second for another process's lock.
+func (s *Store) Start(context.Context) error {
+	if s.db != nil {
+		return fmt.Errorf("state file %s: already open", s.path)
+	}
+	db, err := bolt.Open(s.path, 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
 		if errors.Is(err, bolterrors.ErrTimeout) {
-			return nil, fmt.Errorf("open state file %s: locked by another process (is floodgate already running?)", path)
+			return fmt.Errorf("open state file %s: locked by another process (is floodgate already running?)", s.path)
 		}
-		return nil, fmt.Errorf("open state file %s: %w", path, err)
+		return fmt.Errorf("open state file %s: %w", s.path, err)
 	}
 	if err := db.Update(func(tx *bolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(bucket)
 		return err
 	}); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("open state file %s: %w", path, err)
+		return fmt.Errorf("open state file %s: %w", s.path, err)
 	}
-	return &Store{db: db}, nil
+	s.db = db
+	return nil
 }
+
+// Stop closes the file.
+func (s *Store) Stop(context.Context) error { return s.Close() }
 
 // Put writes m, replacing any mitigation with the same key.
 func (s *Store) Put(m *Mitigation) error {
@@ -83,5 +109,12 @@ func (s *Store) Load() ([]*Mitigation, error) {
 	return out, errors.Join(errs...)
 }
 
-// Close closes the file.
-func (s *Store) Close() error { return s.db.Close() }
+// Close closes the file; the store can be opened again with Start.
+func (s *Store) Close() error {
+	if s.db == nil {
+		return nil
+	}
+	err := s.db.Close()
+	s.db = nil
+	return err
+}

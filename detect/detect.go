@@ -4,6 +4,16 @@
 // hysteresis that start and end attacks, and the Signature that describes
 // each attack. It does no I/O and knows nothing of BGP: records come in
 // through Ingest, events go out on a channel.
+//
+// The files by concept: detect.go the package's public types (Event,
+// Signature, Host); engine.go the Engine's assembly (Config, New,
+// SetPolicy, Start, Stop, Stats); limits.go the threshold compiler
+// (hostgroups and limits from a policy); counters.go a tick's counters by
+// traffic class; hosttable.go the per-shard host table and the host
+// record; ingest.go Ingest, the distinct-flow sets and the backdating of
+// flow records; tick.go the tick, the rates and confidence bounds, and
+// the life of host and hostgroup attacks; top.go the read-only views
+// (Rates, Top); sketch.go the sketches that describe an attack's traffic.
 package detect
 
 import (

@@ -632,13 +632,13 @@ func TestTickLoop(t *testing.T) {
 			t.Errorf("event %v after %s, want AttackStarted within 500ms", ev.Kind, time.Since(start))
 		}
 		<-done
-		if err := e.Stop(); err != nil {
+		if err := e.Stop(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		if err := e.Start(context.Background()); err != nil {
 			t.Fatalf("restart: %v", err)
 		}
-		if err := e.Stop(); err != nil {
+		if err := e.Stop(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -678,7 +678,7 @@ func TestTimingsOnTheTickLoop(t *testing.T) {
 				if err := e.Start(context.Background()); err != nil {
 					t.Fatal(err)
 				}
-				defer e.Stop()
+				defer e.Stop(context.Background())
 				start := time.Now()
 				stop := make(chan struct{})
 				fed := make(chan struct{})

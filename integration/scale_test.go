@@ -42,7 +42,7 @@ func TestTenThousandFlowSpecRules(t *testing.T) {
 	if err := s.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	defer s.Stop()
+	defer s.Stop(context.Background())
 	if err := router.WaitEstablished(ctx, speakerAddr); err != nil {
 		t.Fatal(err)
 	}

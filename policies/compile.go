@@ -8,6 +8,11 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/floodgate-ddos/floodgate/controller/hooks"
+	"github.com/floodgate-ddos/floodgate/sources/flow"
+	"github.com/floodgate-ddos/floodgate/sources/mirror"
+	"github.com/floodgate-ddos/floodgate/sources/pcapfile"
 )
 
 // singleton keeps the first of a block that may appear once across all
@@ -38,7 +43,9 @@ func (c *compiler) compile(files []parsedFile) {
 		apiB                         []*apiBlock
 		apis, metr                   []hcl.Range
 		metB                         []*metricsBlock
-		hooks                        []hooksBlock
+		hookBs                       []hooksBlock
+		daemonB                      []*daemonBlock
+		daemons                      []hcl.Range
 		listeners                    []listenerSpec
 		mirrors                      []mirrorBlock
 		pcaps                        []pcapBlock
@@ -64,7 +71,10 @@ func (c *compiler) compile(files []parsedFile) {
 		if s.Metrics != nil {
 			metB, metr = append(metB, s.Metrics), append(metr, s.Metrics.DeclRange)
 		}
-		hooks = append(hooks, s.Hooks...)
+		hookBs = append(hookBs, s.Hooks...)
+		if s.Daemon != nil {
+			daemonB, daemons = append(daemonB, s.Daemon), append(daemons, s.Daemon.DeclRange)
+		}
 		if s.Defaults != nil {
 			defB, defs = append(defB, s.Defaults), append(defs, s.Defaults.DeclRange)
 		}
@@ -90,8 +100,22 @@ func (c *compiler) compile(files []parsedFile) {
 	c.compileBGP(singleton(c, "bgp", bgpB, bgps))
 	c.compileMitigation(singleton(c, "mitigation", mitB, mits))
 	c.compileAPI(singleton(c, "api", apiB, apis), singleton(c, "metrics", metB, metr))
-	c.compileHooks(hooks)
+	c.compileHooks(hookBs)
+	c.compileDaemon(singleton(c, "daemon", daemonB, daemons))
 	c.compileHostgroups(singleton(c, "defaults", defB, defs), hostgroups)
+}
+
+func (c *compiler) compileDaemon(b *daemonBlock) {
+	c.pol.Daemon = Daemon{ShutdownTimeout: DefaultShutdownTimeout}
+	if b == nil {
+		return
+	}
+	if d, rng, ok := c.duration(b.ShutdownTimeout); ok {
+		if d < time.Second || d > 10*time.Minute {
+			c.errorf(rng, "Invalid shutdown_timeout", "shutdown_timeout %s is out of range; write a duration from 1s to 10m, such as \"10s\"", d)
+		}
+		c.pol.Daemon.ShutdownTimeout = d
+	}
 }
 
 func (c *compiler) compileMitigation(b *mitigationBlock) {
@@ -183,13 +207,14 @@ func (c *compiler) compileListeners(specs []listenerSpec) map[string]hcl.Range {
 			continue
 		}
 		names[b.Name] = b.DeclRange
-		l := Listener{Name: b.Name, Protocol: s.protocol}
+		l := flow.DefaultListenerConfig(flow.Protocol(s.protocol))
+		l.Name = b.Name
 		if ap, rng, ok := c.addrPort(b.Listen, true); ok {
 			if prev, dup := addrs[ap]; dup {
 				c.errorf(rng, "Duplicate listen address", "%s is already used at %s", ap, rangeString(prev))
 			}
 			addrs[ap] = rng
-			l.Listen = ap
+			l.Listen = ap.String()
 		}
 		if n, _, ok := c.size(b.ReceiveBuffer); ok {
 			l.ReceiveBuffer = int(n)
@@ -226,10 +251,10 @@ func (c *compiler) compileListeners(specs []listenerSpec) map[string]hcl.Range {
 			l.MaxTemplateFields = int(n)
 		}
 		if n, _, ok := c.rate(b.MaxRecordPPS, "pps"); ok {
-			l.MaxRecordPPS = n
+			l.MaxRecordPPS = float64(n)
 		}
 		if n, _, ok := c.rate(b.MaxRecordBPS, "bps"); ok {
-			l.MaxRecordBPS = n
+			l.MaxRecordBPS = float64(n)
 		}
 		for _, e := range b.Exporters {
 			a, err := netip.ParseAddr(e.Address)
@@ -429,23 +454,24 @@ func (c *compiler) compileAPI(a *apiBlock, m *metricsBlock) {
 	}
 }
 
-func (c *compiler) compileHookEvents(e hcl.Expression) []string {
+func (c *compiler) compileHookEvents(e hcl.Expression) []hooks.Kind {
 	list, ok := c.strList(e)
 	if !ok {
-		return slices.Clone(HookEvents)
+		return hooks.Kinds()
 	}
-	var out []string
+	var out []hooks.Kind
 	for _, it := range list {
-		if !slices.Contains(HookEvents, it.s) {
+		if !slices.Contains(hooks.Kinds(), hooks.Kind(it.s)) {
 			c.errorf(it.rng, "Unknown hook event", "%q is not an event; write any of %s", it.s, strings.Join(HookEvents, ", "))
 			continue
 		}
-		out = append(out, it.s)
+		out = append(out, hooks.Kind(it.s))
 	}
 	return out
 }
 
 func (c *compiler) compileHooks(blocks []hooksBlock) {
+	c.pol.Hooks = hooks.DefaultConfig()
 	names := map[string]hcl.Range{}
 	dup := func(name string, rng hcl.Range) bool {
 		if prev, ok := names[name]; ok {
@@ -460,7 +486,7 @@ func (c *compiler) compileHooks(blocks []hooksBlock) {
 			if dup(e.Name, e.DeclRange) {
 				continue
 			}
-			h := ExecHook{Name: e.Name, Timeout: 10 * time.Second, Events: c.compileHookEvents(e.Events)}
+			h := hooks.ExecConfig{Name: e.Name, Timeout: hooks.DefaultExecTimeout, Events: c.compileHookEvents(e.Events)}
 			if e.Path == nil || !strings.HasPrefix(*e.Path, "/") {
 				c.errorf(e.DeclRange, "Invalid hook path", "an exec hook runs an absolute path, such as path = \"/usr/local/bin/notify-noc\"")
 			} else {
@@ -475,7 +501,8 @@ func (c *compiler) compileHooks(blocks []hooksBlock) {
 			if dup(w.Name, w.DeclRange) {
 				continue
 			}
-			h := WebhookHook{Name: w.Name, Timeout: 5 * time.Second, Retries: 3, Events: c.compileHookEvents(w.Events)}
+			h := hooks.WebhookConfig{Name: w.Name, Timeout: hooks.DefaultWebhookTimeout, Retries: hooks.DefaultRetries,
+				RetryBackoff: hooks.DefaultRetryBackoff, Events: c.compileHookEvents(w.Events)}
 			if w.URL == nil || !(strings.HasPrefix(*w.URL, "http://") || strings.HasPrefix(*w.URL, "https://")) {
 				c.errorf(w.DeclRange, "Invalid webhook URL", "a webhook posts to an http:// or https:// URL, such as url = \"https://noc.example.net/floodgate\"")
 			} else {
@@ -512,7 +539,8 @@ func (c *compiler) compileMirrors(blocks []mirrorBlock, names map[string]hcl.Ran
 		if !c.sourceName(names, b.Name, b.DeclRange) {
 			continue
 		}
-		m := Mirror{Name: b.Name, Promiscuous: true}
+		m := mirror.DefaultConfig()
+		m.Name = b.Name
 		list, ok := c.strList(b.Interfaces)
 		if !ok || len(list) == 0 {
 			c.errorf(b.DeclRange, "Missing interfaces", "a mirror source captures interfaces, such as interfaces = [\"eth1\"]")
@@ -547,7 +575,7 @@ func (c *compiler) compileMirrors(blocks []mirrorBlock, names map[string]hcl.Ran
 			m.BlockSize = int(n)
 		}
 		if n, _, ok := c.uintRange(b.Blocks, 2, 4096, "blocks"); ok {
-			m.Blocks = int(n)
+			m.NumBlocks = int(n)
 		}
 		if d, _, ok := c.duration(b.BlockTimeout); ok {
 			m.BlockTimeout = d
@@ -567,11 +595,12 @@ func (c *compiler) compilePcaps(blocks []pcapBlock, names map[string]hcl.Range) 
 		if !c.sourceName(names, b.Name, b.DeclRange) {
 			continue
 		}
-		p := Pcap{Name: b.Name, Loops: 1, Sampling: 1, Timestamps: "replay"}
+		p := pcapfile.DefaultConfig()
+		p.Name = b.Name
 		if b.File == nil || *b.File == "" {
 			c.errorf(b.DeclRange, "Missing file", "a pcap source replays a capture, such as file = \"/var/tmp/attack.pcap\"")
 		} else {
-			p.File = *b.File
+			p.Path = *b.File
 		}
 		if f, rng, ok := c.number(b.Speed); ok {
 			if f < 0 || f > 1000 {
@@ -589,7 +618,7 @@ func (c *compiler) compilePcaps(blocks []pcapBlock, names map[string]hcl.Range) 
 			if s != "replay" && s != "capture" {
 				c.errorf(rng, "Invalid timestamps", "%q: write \"replay\" or \"capture\"", s)
 			}
-			p.Timestamps = s
+			p.Timestamps = pcapfile.Timestamps(s)
 		}
 		c.pol.Pcaps = append(c.pol.Pcaps, p)
 	}

@@ -2,6 +2,8 @@ package policies
 
 import (
 	"errors"
+	"github.com/floodgate-ddos/floodgate/controller/hooks"
+	"github.com/floodgate-ddos/floodgate/sources/flow"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -89,19 +91,31 @@ hooks {
 		Files:     []string{"test.hcl"},
 		Log:       Log{Level: "debug", Format: "json"},
 		Detection: Detection{Tick: 500 * time.Millisecond, Confidence: 0.99, BurstFactor: 3, BurstEWMA: 400 * time.Millisecond},
-		Listeners: []Listener{
-			{Name: "routers", Protocol: "netflow", Listen: netip.MustParseAddrPort("127.0.0.1:2055"), ReceiveBuffer: 8 << 20,
-				Workers: 2, DefaultSampling: 100, MaxRecordPPS: 15_000_000, MaxRecordBPS: 10_000_000_000, Sampling: map[netip.Addr]uint32{netip.MustParseAddr("192.0.2.1"): 1000}},
-			{Name: "switches", Protocol: "sflow", Listen: netip.MustParseAddrPort("[::1]:6343")},
+		Daemon:    Daemon{ShutdownTimeout: DefaultShutdownTimeout},
+		Listeners: []flow.ListenerConfig{
+			func() flow.ListenerConfig {
+				l := flow.DefaultListenerConfig(flow.ProtoNetFlow)
+				l.Name, l.Listen, l.ReceiveBuffer, l.Workers, l.DefaultSampling = "routers", "127.0.0.1:2055", 8<<20, 2, 100
+				l.MaxRecordPPS, l.MaxRecordBPS = 15_000_000, 10_000_000_000
+				l.Sampling = map[netip.Addr]uint32{netip.MustParseAddr("192.0.2.1"): 1000}
+				return l
+			}(),
+			func() flow.ListenerConfig {
+				l := flow.DefaultListenerConfig(flow.ProtoSFlow)
+				l.Name, l.Listen = "switches", "[::1]:6343"
+				return l
+			}(),
 		},
 		BGP:        BGP{ASN: 65000, RouterID: netip.MustParseAddr("192.0.2.254")},
 		Mitigation: Mitigation{DryRun: true, MaxActive: 500, StateFile: "/tmp/state.db"},
 		API:        API{Socket: "/tmp/fg.sock", Listen: netip.MustParseAddrPort("127.0.0.1:8080")},
 		Metrics:    Metrics{Listen: netip.MustParseAddrPort("127.0.0.1:9650")},
-		Hooks: Hooks{
-			Exec: []ExecHook{{Name: "noc", Path: "/usr/local/bin/notify", Timeout: 10 * time.Second, Events: []string{"mitigation_announced"}}},
-			Webhooks: []WebhookHook{{Name: "chat", URL: "https://chat.example.net/hook", Headers: map[string]string{"Authorization": "Bearer x"},
-				Timeout: 5 * time.Second, Retries: 5, Events: HookEvents}},
+		Hooks: hooks.Config{
+			QueueSize: hooks.DefaultQueueSize, StopGrace: hooks.DefaultStopGrace,
+			Exec: []hooks.ExecConfig{{Name: "noc", Path: "/usr/local/bin/notify", Timeout: hooks.DefaultExecTimeout,
+				Events: []hooks.Kind{hooks.MitigationAnnounced}}},
+			Webhooks: []hooks.WebhookConfig{{Name: "chat", URL: "https://chat.example.net/hook", Headers: map[string]string{"Authorization": "Bearer x"},
+				Timeout: hooks.DefaultWebhookTimeout, Retries: 5, RetryBackoff: hooks.DefaultRetryBackoff, Events: hooks.Kinds()}},
 		},
 		Hostgroups: []*Hostgroup{{
 			Name:     "customers",

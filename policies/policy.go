@@ -9,6 +9,11 @@ package policies
 import (
 	"net/netip"
 	"time"
+
+	"github.com/floodgate-ddos/floodgate/controller/hooks"
+	"github.com/floodgate-ddos/floodgate/sources/flow"
+	"github.com/floodgate-ddos/floodgate/sources/mirror"
+	"github.com/floodgate-ddos/floodgate/sources/pcapfile"
 )
 
 // Policy is a compiled, validated configuration. It is immutable once
@@ -21,12 +26,15 @@ type Policy struct {
 	Log Log
 	// Detection holds global detection settings.
 	Detection Detection
-	// Listeners are the flow listeners.
-	Listeners []Listener
+	// Daemon holds the daemon's own settings.
+	Daemon Daemon
+	// Listeners are the flow listeners, each the whole configuration of
+	// its collector (every default filled in).
+	Listeners []flow.ListenerConfig
 	// Mirrors are the port-mirror captures.
-	Mirrors []Mirror
+	Mirrors []mirror.Config
 	// Pcaps are capture files replayed as sources.
-	Pcaps []Pcap
+	Pcaps []pcapfile.Config
 	// BGP is the embedded speaker and its neighbours.
 	BGP BGP
 	// Mitigation holds global mitigation settings.
@@ -36,7 +44,7 @@ type Policy struct {
 	// Metrics is an extra listener for /metrics.
 	Metrics Metrics
 	// Hooks are the notification hooks.
-	Hooks Hooks
+	Hooks hooks.Config
 	// Hostgroups are the monitored networks, in the order they were
 	// defined, with the defaults block applied. Prefixes do not repeat
 	// across hostgroups.
@@ -78,34 +86,25 @@ type Metrics struct {
 	Listen netip.AddrPort
 }
 
-// Hooks are notification hooks on attack start, mitigation announced and
-// mitigation withdrawn.
-type Hooks struct {
-	Exec     []ExecHook
-	Webhooks []WebhookHook
+// Daemon holds the daemon's own settings.
+type Daemon struct {
+	// ShutdownTimeout bounds a clean stop after SIGINT or SIGTERM: every
+	// component's stop shares it. Default DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
 }
 
-// Hook events.
-var HookEvents = []string{"attack_started", "mitigation_announced", "mitigation_withdrawn", "budget_full"}
+// DefaultShutdownTimeout is the default of Daemon.ShutdownTimeout.
+const DefaultShutdownTimeout = 10 * time.Second
 
-// ExecHook runs an executable: arguments <ip> <direction> <pps> and
-// attack_details, ban or unban; the event as JSON on standard input.
-type ExecHook struct {
-	Name    string
-	Path    string
-	Timeout time.Duration // default 10s
-	Events  []string      // default all
-}
-
-// WebhookHook POSTs the event as JSON.
-type WebhookHook struct {
-	Name    string
-	URL     string
-	Headers map[string]string
-	Timeout time.Duration // default 5s
-	Retries int           // default 3
-	Events  []string      // default all
-}
+// HookEvents are the events a hook may ask for (hooks.Kinds), as written
+// in the configuration.
+var HookEvents = func() []string {
+	var out []string
+	for _, k := range hooks.Kinds() {
+		out = append(out, string(k))
+	}
+	return out
+}()
 
 // Log configures logging.
 type Log struct {
@@ -136,65 +135,6 @@ type Detection struct {
 	// factor of 0 turns the fast path off.
 	BurstFactor float64
 	BurstEWMA   time.Duration
-}
-
-// Listener is one flow listener.
-type Listener struct {
-	// Name identifies the listener ("edge-routers").
-	Name string
-	// Protocol is "netflow" (v5, v9 and IPFIX on one port) or "sflow".
-	Protocol string
-	// Listen is the UDP address.
-	Listen netip.AddrPort
-	// ReceiveBuffer is the socket receive buffer in bytes (0: default).
-	ReceiveBuffer int
-	// Workers is the number of decoding goroutines (0: default).
-	Workers int
-	// QueueSize is the per-worker datagram queue length (0: default).
-	QueueSize int
-	// DefaultSampling is the sampling rate assumed when an export carries
-	// none (0: 1).
-	DefaultSampling uint32
-	// Sampling overrides the sampling rate per exporter.
-	Sampling map[netip.Addr]uint32
-	// AllowedExporters, when set, are the only sources accepted.
-	AllowedExporters []netip.Prefix
-	// Bounds of per-exporter state (0: the collector's defaults).
-	MaxExporters      int
-	ExporterIdle      time.Duration
-	MaxTemplates      int
-	TemplateTTL       time.Duration
-	MaxTemplateFields int
-	// MaxRecordPPS and MaxRecordBPS bound the rates one flow record of
-	// this listener's exporters may imply; past them it is dropped as
-	// malformed (0: the collector's defaults).
-	MaxRecordPPS, MaxRecordBPS uint64
-}
-
-// Mirror captures interfaces with AF_PACKET (0 values: the defaults).
-type Mirror struct {
-	Name            string
-	Interfaces      []string
-	Workers         int
-	Fanout          string
-	FanoutGroup     uint16
-	Promiscuous     bool
-	IncludeOutgoing bool
-	BlockSize       int
-	Blocks          int
-	BlockTimeout    time.Duration
-	BatchSize       int
-	FlushInterval   time.Duration
-}
-
-// Pcap replays a capture file.
-type Pcap struct {
-	Name       string
-	File       string
-	Speed      float64
-	Loops      int
-	Sampling   uint32
-	Timestamps string // "replay" or "capture"
 }
 
 // BGP is the embedded speaker's configuration.

@@ -7,6 +7,7 @@ import "github.com/hashicorp/hcl/v2"
 // block has a "remain" field: an unknown name is always an error.
 type fileSchema struct {
 	Log        *logBlock        `hcl:"log,block"`
+	Daemon     *daemonBlock     `hcl:"daemon,block"`
 	Detection  *detectionBlock  `hcl:"detection,block"`
 	Sources    []sourcesBlock   `hcl:"sources,block"`
 	BGP        *bgpBlock        `hcl:"bgp,block"`
@@ -22,6 +23,11 @@ type logBlock struct {
 	Level     hcl.Expression `hcl:"level"`
 	Format    hcl.Expression `hcl:"format"`
 	DeclRange hcl.Range      `hcl:",def_range"`
+}
+
+type daemonBlock struct {
+	ShutdownTimeout hcl.Expression `hcl:"shutdown_timeout"`
+	DeclRange       hcl.Range      `hcl:",def_range"`
 }
 
 type detectionBlock struct {

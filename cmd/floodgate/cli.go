@@ -161,6 +161,13 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "floodgate %s (gobgp %s), up %s, config %s, dry run: %s\n\n", st.Version, st.GoBGP, st.Uptime, st.Config, dry)
 		tw := tabwriter.NewWriter(stdout, 0, 2, 2, ' ', 0)
+		fmt.Fprintln(tw, "COMPONENT\tSTATE\tSINCE\tON FAILURE\tFAILURES\tRESTARTS\tLAST ERROR")
+		for _, c := range st.Components {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", c.Name, c.State, c.Since.Format(time.RFC3339), c.OnFailure, c.Failures, c.Restarts, c.LastError)
+		}
+		tw.Flush()
+		fmt.Fprintln(stdout)
+		tw = tabwriter.NewWriter(stdout, 0, 2, 2, ' ', 0)
 		fmt.Fprintln(tw, "SOURCE\tPROTOCOL\tLISTEN\tDATAGRAMS\tRECORDS\tMALFORMED\tUNKNOWN TEMPLATE\tQUEUE DROPS")
 		for _, s := range st.Sources {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\n", s.Name, s.Protocol, s.Addr, s.Datagrams, s.Records, s.Malformed, s.UnknownTemplate, s.QueueDrops)

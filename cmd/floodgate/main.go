@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/floodgate-ddos/floodgate/controller"
 	"github.com/floodgate-ddos/floodgate/policies"
@@ -157,9 +156,6 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// shutdownTimeout bounds a clean stop after SIGINT or SIGTERM.
-const shutdownTimeout = 5 * time.Second
-
 func cmdRun(args []string, _, stderr io.Writer) int {
 	fs, pathp := newFlags("run", stderr)
 	if !parseFlags("run", fs, pathp, args, stderr) {
@@ -177,51 +173,40 @@ func cmdRun(args []string, _, stderr io.Writer) int {
 		log.Error("cannot build daemon", "error", err.Error())
 		return exitFailure
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := d.Start(ctx); err != nil {
+	// Signals only tell the daemon to stop; the components' run loops do
+	// not hang on their context, so that they stop in order below.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	if err := d.Start(context.Background()); err != nil {
 		log.Error("cannot start", "error", err.Error())
 		return exitFailure
 	}
-	// Reload on SIGHUP and when the files change.
-	reload := func() error { return d.Reload(path) }
-	watcher := controller.NewWatcher(path, 2*time.Second, time.Second, reload, log)
-	if err := watcher.Start(ctx); err != nil {
-		log.Error("cannot watch the configuration", "error", err.Error())
-	}
-	defer watcher.Stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	hupDone := make(chan struct{})
-	go func() {
-		defer close(hupDone)
-		for {
-			select {
-			case <-hup:
+	code := exitOK
+wait:
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
 				log.Info("SIGHUP: reloading the configuration")
-				_ = reload()
-			case <-ctx.Done():
-				return
+				_ = d.Reload(path)
+				continue
 			}
+			log.Info("shutting down", "signal", sig.String(), "timeout", d.Policy().Daemon.ShutdownTimeout.String())
+			break wait
+		case err := <-d.Fatal():
+			log.Error("a component failed and cannot be restarted: shutting down", "error", err.Error())
+			code = exitFailure
+			break wait
 		}
-	}()
-	<-ctx.Done()
-	<-hupDone
-	stop() // a second signal kills the process at once
-	log.Info("shutting down")
-	done := make(chan error, 1)
-	go func() { done <- d.Stop() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			log.Error("stop", "error", err.Error())
-			return exitFailure
-		}
-	case <-time.After(shutdownTimeout):
-		log.Error("components did not stop in time", "timeout", shutdownTimeout.String())
+	}
+	signal.Stop(sigs) // a second signal kills the process at once
+	ctx, cancel := context.WithTimeout(context.Background(), d.Policy().Daemon.ShutdownTimeout)
+	defer cancel()
+	if err := d.Stop(ctx); err != nil {
+		log.Error("stop", "error", err.Error())
 		return exitFailure
 	}
 	log.Info("stopped")
-	return exitOK
+	return code
 }

@@ -27,7 +27,7 @@ func Example() {
 	if err := d.Start(context.Background()); err != nil {
 		return
 	}
-	defer d.Stop()
+	defer d.Stop(context.Background())
 	d.Notify(hooks.Event{
 		Kind:      hooks.MitigationAnnounced,
 		Time:      time.Now(),

@@ -56,7 +56,7 @@ func start(t testing.TB, cfg Config, logger hclog.Logger, opts ...func(*Dispatch
 		t.Fatalf("Start: %v", err)
 	}
 	t.Cleanup(func() {
-		if err := d.Stop(); err != nil {
+		if err := d.Stop(context.Background()); err != nil {
 			t.Errorf("Stop: %v", err)
 		}
 	})

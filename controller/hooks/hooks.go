@@ -516,11 +516,11 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 }
 
 // Stop stops accepting events, lets the queued ones be delivered for at
-// most the stop grace, then cancels the runs going on (killing
-// executables) and drops what is still queued; it returns when every
-// worker has exited. The dispatcher can be started again. Stop without
-// Start does nothing.
-func (d *Dispatcher) Stop() error {
+// most the stop grace or until ctx is done, then cancels the runs going
+// on (killing executables) and drops what is still queued; it returns
+// when every worker has exited. The dispatcher can be started again. Stop
+// without Start does nothing.
+func (d *Dispatcher) Stop(ctx context.Context) error {
 	d.life.Lock()
 	defer d.life.Unlock()
 	if d.cancel == nil {
@@ -536,8 +536,10 @@ func (d *Dispatcher) Stop() error {
 	}
 	close(d.drain)
 	expired := time.AfterFunc(d.grace, d.cancel)
+	stopExpired := context.AfterFunc(ctx, d.cancel)
 	err := d.group.Wait()
 	expired.Stop()
+	stopExpired()
 	d.cancel()
 	for i, h := range d.hooks {
 		if n := h.dropped.Load() - before[i]; n > 0 {

@@ -135,7 +135,7 @@ func TestNotifyNeverBlocks(t *testing.T) {
 			}
 
 			begin := time.Now()
-			if err := d.Stop(); err != nil {
+			if err := d.Stop(context.Background()); err != nil {
 				t.Fatal(err)
 			}
 			if took := time.Since(begin); took > grace+2*time.Second {
@@ -163,7 +163,7 @@ func TestStopDeliversQueued(t *testing.T) {
 	for range 20 {
 		d.Notify(Event{Kind: AttackStarted})
 	}
-	if err := d.Stop(); err != nil {
+	if err := d.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if s := d.Stats()[0]; s.Sent != 20 {
@@ -228,7 +228,7 @@ func TestStartStopStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Stop(); err != nil {
+	if err := d.Stop(context.Background()); err != nil {
 		t.Fatalf("Stop before Start: %v", err)
 	}
 	d.Notify(Event{Kind: AttackStarted}) // not running: dropped
@@ -242,10 +242,10 @@ func TestStartStopStart(t *testing.T) {
 		d.Notify(Event{Kind: MitigationAnnounced})
 		waitDone(t, d, 0, uint64(round+1))
 		waitDone(t, d, 1, uint64(round+1))
-		if err := d.Stop(); err != nil {
+		if err := d.Stop(context.Background()); err != nil {
 			t.Fatalf("round %d: Stop: %v", round, err)
 		}
-		if err := d.Stop(); err != nil {
+		if err := d.Stop(context.Background()); err != nil {
 			t.Fatalf("round %d: second Stop: %v", round, err)
 		}
 	}
@@ -264,7 +264,7 @@ func TestStartStopStart(t *testing.T) {
 	cancel()
 	d.Notify(Event{Kind: AttackStarted})
 	waitFor(t, "the event to be dropped", func() bool { return d.Stats()[0].Dropped == 3 })
-	if err := d.Stop(); err != nil {
+	if err := d.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 
@@ -289,7 +289,7 @@ func TestCollector(t *testing.T) {
 	if err := d.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = d.Stop() })
+	t.Cleanup(func() { _ = d.Stop(context.Background()) })
 	for _, k := range []Kind{AttackStarted, MitigationAnnounced, MitigationWithdrawn} {
 		d.Notify(Event{Kind: k, IP: "192.0.2.1"})
 	}
@@ -391,7 +391,7 @@ func TestConcurrentNotifyAndRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 		runtime.Gosched()
-		if err := d.Stop(); err != nil {
+		if err := d.Stop(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}

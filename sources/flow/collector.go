@@ -320,6 +320,8 @@ type Collector struct {
 	mu     sync.Mutex
 	cancel context.CancelFunc
 	group  *errgroup.Group
+	done   chan struct{} // closed when the group has ended
+	failed chan error    // yields a reader's failure, once per Start
 }
 
 type datagram struct {
@@ -389,6 +391,7 @@ func (c *Collector) Start(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	g, ctx := errgroup.WithContext(ctx)
 	c.cancel, c.group = cancel, g
+	c.done, c.failed = make(chan struct{}), make(chan error, 1)
 	for _, l := range c.listeners {
 		l.queues = make([]chan datagram, l.cfg.Workers)
 		for w := range l.queues {
@@ -399,10 +402,19 @@ func (c *Collector) Start(ctx context.Context) error {
 				return nil
 			})
 		}
+		failed := c.failed
 		g.Go(func() error {
 			err := l.read(ctx)
 			for _, q := range l.queues {
 				close(q)
+			}
+			if err != nil {
+				// The errgroup stops the other listeners; the
+				// supervisor is told and restarts the collector.
+				select {
+				case failed <- err:
+				default:
+				}
 			}
 			return err
 		})
@@ -412,22 +424,47 @@ func (c *Collector) Start(ctx context.Context) error {
 		})
 		l.log.Info("listening", "protocol", l.cfg.Protocol, "addr", l.conn.LocalAddr().String(), "workers", l.cfg.Workers)
 	}
+	done := c.done
+	go func() {
+		_ = g.Wait()
+		close(done)
+	}()
 	return nil
 }
 
-// Stop closes the sockets, lets the workers drain their queues and waits for
-// every goroutine. The collector can be started again afterwards; counters
-// carry on, decoder state (templates) starts afresh.
-func (c *Collector) Stop() error {
+// Failed yields the error of a listener whose socket failed while the
+// collector ran (after which every listener of the collector has
+// stopped); see supervisor.Failer. It is nil before the first Start.
+func (c *Collector) Failed() <-chan error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.failed
+}
+
+// Stop closes the sockets, lets the workers drain their queues into the
+// sink and waits for every goroutine, or for ctx. The collector can be
+// started again afterwards; counters carry on, decoder state (templates)
+// starts afresh. It returns nil after a run-time failure already reported
+// by Failed.
+func (c *Collector) Stop(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.cancel == nil {
 		return nil
 	}
 	c.cancel()
-	err := c.group.Wait()
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		return fmt.Errorf("flow collector: stop: %w", ctx.Err())
+	}
 	c.cancel, c.group = nil, nil
-	return err
+	var recs uint64
+	for _, l := range c.listeners {
+		recs += l.records.Load()
+	}
+	c.log.Info("stopped; queues drained", "records", recs)
+	return nil
 }
 
 // Addrs returns the bound address of every listener, in configuration

@@ -86,7 +86,7 @@ func TestCollectorStartStopStart(t *testing.T) {
 		send(t, addrs[1], sfd)
 		waitFor(t, "records", func() bool { return sink.len() == before+2*len(flows) })
 		waitFor(t, "malformed count", func() bool { return c.Stats()[0].Malformed == uint64(round+1) })
-		if err := c.Stop(); err != nil {
+		if err := c.Stop(context.Background()); err != nil {
 			t.Fatalf("round %d: Stop: %v", round, err)
 		}
 	}
@@ -122,7 +122,7 @@ func TestCollectorStartFailsWhenPortTaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := c.Start(context.Background()); err == nil {
-		c.Stop()
+		c.Stop(context.Background())
 		t.Fatal("Start succeeded on a port in use")
 	}
 }
@@ -138,7 +138,7 @@ func TestCollectorIPv6AndPerExporterStats(t *testing.T) {
 	if err := c.Start(context.Background()); err != nil {
 		t.Skipf("no IPv6 loopback here: %v", err)
 	}
-	defer c.Stop()
+	defer c.Stop(context.Background())
 	ipfix := &flowgen.IPFIX{ObservationDomain: 1}
 	data, _ := ipfix.AppendData(nil, time.Now(), testFlows())
 	send(t, c.Addrs()[0], ipfix.AppendTemplates(nil, time.Now()), data, []byte{0, 10, 0, 3})
@@ -178,7 +178,7 @@ func TestCollectorRefusesUnlistedExporters(t *testing.T) {
 	if err := c.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	defer c.Stop()
+	defer c.Stop(context.Background())
 	v5 := &flowgen.NetFlowV5{}
 	d5, _ := v5.AppendData(nil, time.Now(), testFlows()[:2])
 	send(t, c.Addrs()[0], d5, d5)
@@ -225,7 +225,7 @@ func TestCollectorDropsWhenSinkIsStuck(t *testing.T) {
 		t.Errorf("queue drops %d (exporter %d), want 1 to 46", st.QueueDrops, st.Exporters[0].QueueDrops)
 	}
 	close(sink.release)
-	if err := c.Stop(); err != nil {
+	if err := c.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if n, want := sink.n.Load(), int64(50-st.QueueDrops)*2; n != want {
@@ -261,7 +261,7 @@ func TestCollectorLogsMalformedAtBoundedRate(t *testing.T) {
 	if err := c.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	defer c.Stop()
+	defer c.Stop(context.Background())
 	var dgs [][]byte
 	for i := range 200 {
 		dgs = append(dgs, []byte{0, 0, 0, byte(i)})

@@ -50,7 +50,7 @@ func TestCollectorLoss(t *testing.T) {
 	if err := c.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	defer c.Stop()
+	defer c.Stop(context.Background())
 	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(c.Addrs()[0]))
 	if err != nil {
 		t.Fatal(err)

@@ -179,9 +179,9 @@ func (r *run) pollKernelStats() {
 }
 
 // Stop stops the workers, hands over what they hold, closes the sockets
-// (which ends promiscuous mode) and waits. The capture can be started
-// again.
-func (c *Capture) Stop() error {
+// (which ends promiscuous mode) and waits, or gives up when ctx is done.
+// The capture can be started again.
+func (c *Capture) Stop(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r := c.running
@@ -189,7 +189,16 @@ func (c *Capture) Stop() error {
 		return nil
 	}
 	r.cancel()
-	r.wg.Wait()
+	done := make(chan struct{})
+	go func() {
+		r.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("mirror: stop: %w", ctx.Err())
+	}
 	r.pollKernelStats()
 	for _, st := range c.ifaces {
 		st.kernelPacketsBase, st.kernelDropsBase = st.kernelPackets.Load(), st.kernelDrops.Load()

@@ -17,7 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/floodgate-ddos/floodgate/integration/lab"
+	"github.com/floodgate-ddos/floodgate/integration/prereq"
 	"github.com/floodgate-ddos/floodgate/sources"
 	"github.com/floodgate-ddos/floodgate/sources/internal/sourcetest"
 )
@@ -124,7 +124,7 @@ func startIn(t testing.TB, ns string, c *Capture) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Stop() })
+	t.Cleanup(func() { c.Stop(context.Background()) })
 }
 
 // tcpreplay replays the traffic capture from tx0, bounded by its own end
@@ -164,7 +164,7 @@ func waitPackets(t testing.TB, c *Capture, want uint64) {
 // checks that the records captured from the other end, spread over two
 // workers by a fanout group, add up per host to the capture's packets.
 func TestCaptureVethMatchesCapture(t *testing.T) {
-	lab.RequireRoot(t, "ip", "tcpreplay", "sysctl")
+	prereq.RequireRoot(t, "ip", "tcpreplay", "sysctl")
 	tx, rx := vethPair(t)
 	sink := &collector{}
 	cfg := DefaultConfig()
@@ -177,7 +177,7 @@ func TestCaptureVethMatchesCapture(t *testing.T) {
 	tcpreplay(t, tx, "--topspeed")
 	pkts := sourcetest.ReadTraffic(t)
 	waitPackets(t, c, uint64(len(pkts)+2)) // and two ARP frames
-	if err := c.Stop(); err != nil {
+	if err := c.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	recs := sink.all()
@@ -194,7 +194,7 @@ func TestCaptureVethMatchesCapture(t *testing.T) {
 }
 
 func TestCaptureStartStopStart(t *testing.T) {
-	lab.RequireRoot(t, "ip", "sysctl")
+	prereq.RequireRoot(t, "ip", "sysctl")
 	_, rx := vethPair(t)
 	goroutines := runtime.NumGoroutine()
 	cfg := DefaultConfig()
@@ -220,7 +220,7 @@ func TestCaptureStartStopStart(t *testing.T) {
 		if err := c.Start(context.Background()); err == nil {
 			t.Fatalf("round %d: second Start succeeded", round)
 		}
-		if err := c.Stop(); err != nil {
+		if err := c.Stop(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		if promisc() {
@@ -243,7 +243,7 @@ func TestCaptureStartStopStart(t *testing.T) {
 	}
 	inNetns(t, rx, func() { err = bad.Start(context.Background()) })
 	if err == nil {
-		bad.Stop()
+		bad.Stop(context.Background())
 		t.Fatal("Start succeeded on a missing interface")
 	}
 	if promisc() {
@@ -262,7 +262,7 @@ func TestCaptureRate(t *testing.T) {
 	if os.Getenv(EnvPerf) != "1" {
 		t.Skip("set " + EnvPerf + "=1 to measure the capture rate")
 	}
-	lab.RequireRoot(t, "ip", "tcpreplay", "sysctl")
+	prereq.RequireRoot(t, "ip", "tcpreplay", "sysctl")
 	tx, rx := vethPair(t)
 	for _, workers := range []int{1, 2} {
 		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
@@ -285,7 +285,7 @@ func TestCaptureRate(t *testing.T) {
 			for c.Stats()[0].Packets < sent && time.Now().Before(deadline) {
 				time.Sleep(20 * time.Millisecond)
 			}
-			if err := c.Stop(); err != nil {
+			if err := c.Stop(context.Background()); err != nil {
 				t.Fatal(err)
 			}
 			st := c.Stats()[0]

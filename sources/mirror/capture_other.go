@@ -18,4 +18,4 @@ func (c *Capture) Start(context.Context) error {
 }
 
 // Stop does nothing.
-func (c *Capture) Stop() error { return nil }
+func (c *Capture) Stop(context.Context) error { return nil }

@@ -48,6 +48,9 @@ const (
 // defaults; Promiscuous is false in the zero Config and true in
 // DefaultConfig, so start from DefaultConfig.
 type Config struct {
+	// Name identifies the source in logs and status ("mirror" when
+	// empty).
+	Name string
 	// Interfaces are the interfaces to capture from. Required; each name at
 	// most once.
 	Interfaces []string

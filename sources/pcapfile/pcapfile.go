@@ -44,6 +44,8 @@ const (
 
 // Config is the configuration of a Replayer.
 type Config struct {
+	// Name identifies the source in logs and status ("pcap" when empty).
+	Name string
 	// Path is the capture file, pcap (microsecond or nanosecond) or pcapng,
 	// told apart by its first bytes. Required.
 	Path string
@@ -199,8 +201,8 @@ func (r *Replayer) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop ends the replay, if it is running, and waits for it.
-func (r *Replayer) Stop() error {
+// Stop ends the replay, if it is running, and waits for it or for ctx.
+func (r *Replayer) Stop(ctx context.Context) error {
 	r.mu.Lock()
 	cancel, done := r.cancel, r.done
 	r.cancel = nil
@@ -209,7 +211,11 @@ func (r *Replayer) Stop() error {
 		return nil
 	}
 	cancel()
-	<-done
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("pcap replay: stop: %w", ctx.Err())
+	}
 	return nil
 }
 

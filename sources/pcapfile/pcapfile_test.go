@@ -274,7 +274,7 @@ func TestReplayStartStopStart(t *testing.T) {
 			t.Fatalf("round %d: second Start succeeded", round)
 		}
 		time.Sleep(20 * time.Millisecond)
-		if err := r.Stop(); err != nil {
+		if err := r.Stop(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		select {
@@ -283,7 +283,7 @@ func TestReplayStartStopStart(t *testing.T) {
 			t.Fatal("Done not closed after Stop")
 		}
 	}
-	if err := r.Stop(); err != nil {
+	if err := r.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
@@ -323,7 +323,7 @@ func TestReplayErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 		if err := r.Start(context.Background()); err == nil {
-			r.Stop()
+			r.Stop(context.Background())
 			t.Errorf("%s: Start succeeded", name)
 		}
 	}
