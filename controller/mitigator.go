@@ -180,7 +180,15 @@ type Mitigator struct {
 	mu     sync.Mutex
 	cancel context.CancelFunc
 	done   chan struct{}
+	// loop is the running loop's done channel, nil when no loop runs:
+	// requests fail at once instead of waiting for a loop that is not
+	// there (before Start, after Stop or a failure).
+	loop atomic.Pointer[chan struct{}]
 }
+
+// ErrLoopStopped is returned by requests made while the mitigation loop is
+// not running.
+var ErrLoopStopped = errors.New("mitigation loop not running")
 
 // NewMitigator returns a mitigator that reads events, keeps state in
 // store and announces through announcer. It starts nothing.
@@ -228,10 +236,12 @@ func (m *Mitigator) Start(ctx context.Context) error {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	m.cancel, m.done = cancel, make(chan struct{})
+	done := make(chan struct{})
+	m.cancel, m.done = cancel, done
+	m.loop.Store(&done)
 	go func() {
-		defer close(m.done)
-		m.loop(ctx)
+		defer close(done)
+		m.run(ctx)
 	}()
 	return nil
 }
@@ -251,6 +261,7 @@ func (m *Mitigator) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("mitigation: stop: %w", ctx.Err())
 	}
+	m.loop.Store(nil)
 	m.cancel = nil
 	if len(m.active) == 0 {
 		return nil
@@ -312,10 +323,16 @@ func (m *Mitigator) restore(ctx context.Context) error {
 
 // do runs f in the event loop and waits for it.
 func (m *Mitigator) do(ctx context.Context, f func(context.Context)) error {
+	loop := m.loop.Load()
+	if loop == nil {
+		return ErrLoopStopped
+	}
 	done := make(chan struct{})
 	op := func(ctx context.Context) { f(ctx); close(done) }
 	select {
 	case m.ops <- op:
+	case <-*loop:
+		return ErrLoopStopped
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -384,7 +401,7 @@ func (m *Mitigator) refuse(reason string) {
 	m.refusedMu.Unlock()
 }
 
-func (m *Mitigator) loop(ctx context.Context) {
+func (m *Mitigator) run(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {

@@ -30,6 +30,8 @@ type Store struct {
 
 var bucket = []byte("mitigations")
 
+var errClosed = errors.New("state file not open")
+
 // NewStore returns the store of the state file at path, not yet open.
 func NewStore(path string) *Store { return &Store{path: path} }
 
@@ -71,6 +73,9 @@ func (s *Store) Stop(context.Context) error { return s.Close() }
 
 // Put writes m, replacing any mitigation with the same key.
 func (s *Store) Put(m *Mitigation) error {
+	if s.db == nil {
+		return errClosed
+	}
 	b, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("store %s: %w", m.Key, err)
@@ -82,6 +87,9 @@ func (s *Store) Put(m *Mitigation) error {
 
 // Delete removes the mitigation with key.
 func (s *Store) Delete(key string) error {
+	if s.db == nil {
+		return errClosed
+	}
 	return s.db.Update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucket).Delete([]byte(key))
 	})
@@ -90,6 +98,9 @@ func (s *Store) Delete(key string) error {
 // Load returns every stored mitigation. One that cannot be decoded is
 // returned as an error alongside the others.
 func (s *Store) Load() ([]*Mitigation, error) {
+	if s.db == nil {
+		return nil, errClosed
+	}
 	var out []*Mitigation
 	var errs []error
 	err := s.db.View(func(tx *bolt.Tx) error {
