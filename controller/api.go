@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/floodgate-ddos/floodgate/bgp"
 	"github.com/floodgate-ddos/floodgate/detect"
 	"github.com/floodgate-ddos/floodgate/flowspec"
 	"github.com/floodgate-ddos/floodgate/policies"
@@ -44,7 +45,7 @@ type Status struct {
 	Sources    []flow.Stats        `json:"sources"`
 	Detection  detect.Stats        `json:"detection"`
 	Mitigation MitigatorStats      `json:"mitigation"`
-	Neighbors  []PeerStatus        `json:"neighbors"`
+	Neighbors  []bgp.PeerStatus    `json:"neighbors"`
 	Hostgroups []HostgroupState    `json:"hostgroups"`
 	// Budgets are the rule budgets' use: max_active, each neighbour's
 	// max_flowspec_rules (the smallest), each hostgroup's max_rules.

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/floodgate-ddos/floodgate/bgp"
 	"github.com/floodgate-ddos/floodgate/controller/hooks"
 	"github.com/floodgate-ddos/floodgate/detect"
 	"github.com/floodgate-ddos/floodgate/policies"
@@ -50,7 +51,7 @@ type Daemon struct {
 	pol        *policies.Policy
 	sup        *supervisor.Supervisor
 	store      *Store
-	Speaker    *Speaker
+	Speaker    *bgp.Speaker
 	Mitigator  *Mitigator
 	Engine     *detect.Engine
 	Collectors []*flow.Collector
@@ -78,7 +79,7 @@ func NewDaemon(pol *policies.Policy, logger hclog.Logger, opts ...Options) (*Dae
 		return nil, fmt.Errorf("detection: %w", err)
 	}
 	d.Engine = eng
-	d.Speaker = NewSpeaker(pol.BGP, logger)
+	d.Speaker = bgp.NewSpeaker(pol.BGP, logger)
 	d.store = NewStore(pol.Mitigation.StateFile)
 	d.Hooks, err = hooks.New(pol.Hooks, logger)
 	if err != nil {

@@ -76,7 +76,7 @@ func TestBuild(t *testing.T) {
 			if diff := cmp.Diff(got, tc.want, cmpNet); diff != "" {
 				t.Errorf("Build (-got +want):\n%s", diff)
 			}
-			if _, err := got.NLRI(); err != nil {
+			if err := got.Validate(); err != nil {
 				t.Errorf("NLRI: %v", err)
 			}
 		})

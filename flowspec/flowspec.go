@@ -1,9 +1,9 @@
 // Package flowspec owns what Floodgate announces: the Announcement model
 // (RTBH routes per RFC 7999, FlowSpec rules per RFC 8955 and RFC 8956), the
 // builder that turns an attack's shape into the narrowest rules covering it,
-// the safety checks every announcement passes whatever asked for it, and
-// the conversion to GoBGP API paths. It decides what a route looks like,
-// never when to announce it.
+// the safety checks every announcement passes whatever asked for it. It
+// decides what a route looks like, never when to announce it, and knows
+// nothing of GoBGP: package bgp encodes its announcements.
 package flowspec
 
 import (
@@ -12,11 +12,6 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"time"
-
-	api "github.com/osrg/gobgp/v3/api"
-	"github.com/osrg/gobgp/v3/pkg/apiutil"
-	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
 
 	"github.com/floodgate-ddos/floodgate/policies"
 )
@@ -213,13 +208,13 @@ func Check(a *Announcement, pol *policies.Policy) (*policies.Hostgroup, error) {
 		if a.Rule == nil {
 			return nil, refuse(ReasonNoDestination, "flowspec announcement without a rule")
 		}
-		if _, err := a.Rule.NLRI(); err != nil {
+		if err := a.Rule.Validate(); err != nil {
 			if errors.Is(err, ErrRuleTooLarge) {
 				return nil, refuse(ReasonTooLarge, "%v", err)
 			}
 			return nil, refuse(ReasonMalformed, "%v", err)
 		}
-		if _, err := a.Action.ExtCommunity(); err != nil {
+		if err := a.Action.Validate(); err != nil {
 			return nil, refuse(ReasonMalformed, "%v", err)
 		}
 		if len(a.Rule.Protocols) == 0 {
@@ -266,63 +261,6 @@ func (a *Announcement) Family() string {
 		return "ipv4-unicast"
 	}
 	return "ipv6-unicast"
-}
-
-// Path converts the announcement into a GoBGP API path.
-func (a *Announcement) Path() (*api.Path, error) {
-	attrs := []bgp.PathAttributeInterface{bgp.NewPathAttributeOrigin(bgp.BGP_ORIGIN_ATTR_TYPE_INCOMPLETE)}
-	var nlri bgp.AddrPrefixInterface
-	switch a.Kind {
-	case RTBH:
-		comms := make([]uint32, len(a.Communities))
-		for i, c := range a.Communities {
-			comms[i] = uint32(c)
-		}
-		bits := uint8(a.Prefix.Bits())
-		if a.Prefix.Addr().Is4() {
-			nh := "0.0.0.0"
-			if a.NextHop.IsValid() {
-				nh = a.NextHop.String()
-			}
-			nlri = bgp.NewIPAddrPrefix(bits, a.Prefix.Addr().String())
-			attrs = append(attrs, bgp.NewPathAttributeNextHop(nh))
-		} else {
-			nh := "::"
-			if a.NextHop.IsValid() {
-				nh = a.NextHop.String()
-			}
-			nlri = bgp.NewIPv6AddrPrefix(bits, a.Prefix.Addr().String())
-			attrs = append(attrs, bgp.NewPathAttributeMpReachNLRI(nh, []bgp.AddrPrefixInterface{nlri}))
-		}
-		attrs = append(attrs, bgp.NewPathAttributeCommunities(comms))
-	case FlowSpec:
-		if a.Rule == nil {
-			return nil, errors.New("flowspec announcement without a rule")
-		}
-		var err error
-		if nlri, err = a.Rule.NLRI(); err != nil {
-			return nil, err
-		}
-		ec, err := a.Action.ExtCommunity()
-		if err != nil {
-			return nil, err
-		}
-		// GoBGP needs a next hop even for FlowSpec, which has none.
-		nh := "0.0.0.0"
-		if !a.Rule.Dst.Addr().Is4() {
-			nh = "::"
-		}
-		attrs = append(attrs,
-			bgp.NewPathAttributeMpReachNLRI(nh, []bgp.AddrPrefixInterface{nlri}),
-			bgp.NewPathAttributeExtendedCommunities([]bgp.ExtendedCommunityInterface{ec}))
-	default:
-		return nil, fmt.Errorf("path for %s: unsupported kind", a.Kind)
-	}
-	p, err := apiutil.NewPath(nlri, false, attrs, time.Unix(0, 0))
-	if err != nil {
-		return nil, fmt.Errorf("path for %s: %w", a.Key(), err)
-	}
-	return p, nil
 }
 
 // MarshalText writes the kind's name.

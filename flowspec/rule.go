@@ -6,8 +6,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-
-	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
 )
 
 // Range is an inclusive range of values of a numeric match component.
@@ -169,31 +167,6 @@ const (
 	MaxListValues = 16
 )
 
-// Numeric and bitmask operator bits (RFC 8955 4.2.1).
-const (
-	opEnd = 0x80
-	opAnd = 0x40
-	opLT  = 0x04
-	opGT  = 0x02
-	opEQ  = 0x01
-	opNot = 0x02 // bitmask: not
-	opMat = 0x01 // bitmask: match
-)
-
-func numericItems(rs []Range) []*bgp.FlowSpecComponentItem {
-	var items []*bgp.FlowSpecComponentItem
-	for _, r := range rs {
-		if r.Lo == r.Hi {
-			items = append(items, bgp.NewFlowSpecComponentItem(opEQ, uint64(r.Lo)))
-			continue
-		}
-		items = append(items,
-			bgp.NewFlowSpecComponentItem(opGT|opEQ, uint64(r.Lo)),
-			bgp.NewFlowSpecComponentItem(opAnd|opLT|opEQ, uint64(r.Hi)))
-	}
-	return items
-}
-
 func byteRanges(vs []uint8) []Range {
 	out := make([]Range, len(vs))
 	for i, v := range vs {
@@ -205,120 +178,124 @@ func byteRanges(vs []uint8) []Range {
 // ErrRuleTooLarge reports a rule whose NLRI would not fit.
 var ErrRuleTooLarge = errors.New("flowspec rule too large")
 
-// NLRI encodes the rule as a GoBGP FlowSpec NLRI of its destination's
-// family, refusing rules that GoBGP would serialise wrongly.
-func (r *Rule) NLRI() (bgp.AddrPrefixInterface, error) {
+// Validate reports why the rule cannot be announced: no destination,
+// source and destination of different families, a flow label on IPv4, a
+// list of more than MaxListValues values, or an encoding longer than
+// MaxNLRILen (both ErrRuleTooLarge).
+func (r *Rule) Validate() error {
 	if !r.Dst.IsValid() {
-		return nil, errors.New("flowspec rule without destination")
+		return errors.New("flowspec rule without destination")
 	}
 	v4 := r.Dst.Addr().Is4()
 	if r.Src.IsValid() && r.Src.Addr().Is4() != v4 {
-		return nil, fmt.Errorf("flowspec rule %s: source and destination families differ", r)
+		return fmt.Errorf("flowspec rule %s: source and destination families differ", r)
+	}
+	if len(r.FlowLabels) > 0 && v4 {
+		return fmt.Errorf("flowspec rule %s: flow label on IPv4", r)
 	}
 	for _, l := range [][]Range{r.Ports, r.DstPorts, r.SrcPorts, r.PacketLengths} {
 		if len(l) > MaxListValues {
-			return nil, fmt.Errorf("%w: %d values in one component, at most %d", ErrRuleTooLarge, len(l), MaxListValues)
+			return fmt.Errorf("%w: %d values in one component, at most %d", ErrRuleTooLarge, len(l), MaxListValues)
 		}
 	}
-	var cs []bgp.FlowSpecComponentInterface
-	prefix := func(p netip.Prefix, dst bool) {
+	if n := r.EncodedLen(); n > MaxNLRILen {
+		return fmt.Errorf("%w: %d bytes encoded, at most %d", ErrRuleTooLarge, n, MaxNLRILen)
+	}
+	return nil
+}
+
+// EncodedLen is the length in bytes of the rule's NLRI as RFC 8955 (IPv4)
+// and RFC 8956 (IPv6, offset 0) encode it, its length octet included: a
+// type octet per component, then for a prefix its length (and offset)
+// octet and the prefix's bytes, for a numeric or bitmask component one
+// operator octet per value and the value in the fewest of 1, 2, 4 or 8
+// bytes. A range is two values (>= lo, and <= hi). The bgp package checks
+// it against GoBGP's own encoding.
+func (r *Rule) EncodedLen() int {
+	n := 0
+	prefix := func(p netip.Prefix) {
 		if !p.IsValid() {
 			return
 		}
-		if v4 {
-			pp := bgp.NewIPAddrPrefix(uint8(p.Bits()), p.Addr().String())
-			if dst {
-				cs = append(cs, bgp.NewFlowSpecDestinationPrefix(pp))
-			} else {
-				cs = append(cs, bgp.NewFlowSpecSourcePrefix(pp))
-			}
+		n += 2 + (p.Bits()+7)/8
+		if !p.Addr().Is4() {
+			n++ // offset
+		}
+	}
+	prefix(r.Dst)
+	prefix(r.Src)
+	value := func(v uint64) int {
+		switch {
+		case v < 1<<8:
+			return 2
+		case v < 1<<16:
+			return 3
+		case v < 1<<32:
+			return 5
+		}
+		return 9
+	}
+	num := func(rs []Range) {
+		if len(rs) == 0 {
 			return
 		}
-		pp := bgp.NewIPv6AddrPrefix(uint8(p.Bits()), p.Addr().String())
-		if dst {
-			cs = append(cs, bgp.NewFlowSpecDestinationPrefix6(pp, 0))
-		} else {
-			cs = append(cs, bgp.NewFlowSpecSourcePrefix6(pp, 0))
+		n++
+		for _, x := range rs {
+			n += value(uint64(x.Lo))
+			if x.Lo != x.Hi {
+				n += value(uint64(x.Hi))
+			}
 		}
 	}
-	prefix(r.Dst, true)
-	prefix(r.Src, false)
-	num := func(t bgp.BGPFlowSpecType, rs []Range) {
-		if len(rs) > 0 {
-			cs = append(cs, bgp.NewFlowSpecComponent(t, numericItems(rs)))
-		}
-	}
-	num(bgp.FLOW_SPEC_TYPE_IP_PROTO, byteRanges(r.Protocols))
-	num(bgp.FLOW_SPEC_TYPE_PORT, r.Ports)
-	num(bgp.FLOW_SPEC_TYPE_DST_PORT, r.DstPorts)
-	num(bgp.FLOW_SPEC_TYPE_SRC_PORT, r.SrcPorts)
-	num(bgp.FLOW_SPEC_TYPE_ICMP_TYPE, byteRanges(r.ICMPTypes))
-	num(bgp.FLOW_SPEC_TYPE_ICMP_CODE, byteRanges(r.ICMPCodes))
+	num(byteRanges(r.Protocols))
+	num(r.Ports)
+	num(r.DstPorts)
+	num(r.SrcPorts)
+	num(byteRanges(r.ICMPTypes))
+	num(byteRanges(r.ICMPCodes))
 	if r.TCPFlagsSet != 0 || r.TCPFlagsUnset != 0 {
-		var items []*bgp.FlowSpecComponentItem
+		n++
 		if r.TCPFlagsSet != 0 {
-			items = append(items, bgp.NewFlowSpecComponentItem(opMat, uint64(r.TCPFlagsSet)))
+			n += value(uint64(r.TCPFlagsSet))
 		}
 		if r.TCPFlagsUnset != 0 {
-			op := uint8(opNot)
-			if len(items) > 0 {
-				op |= opAnd
-			}
-			items = append(items, bgp.NewFlowSpecComponentItem(op, uint64(r.TCPFlagsUnset)))
+			n += value(uint64(r.TCPFlagsUnset))
 		}
-		cs = append(cs, bgp.NewFlowSpecComponent(bgp.FLOW_SPEC_TYPE_TCP_FLAG, items))
 	}
-	num(bgp.FLOW_SPEC_TYPE_PKT_LEN, r.PacketLengths)
-	num(bgp.FLOW_SPEC_TYPE_DSCP, byteRanges(r.DSCP))
+	num(r.PacketLengths)
+	num(byteRanges(r.DSCP))
 	if r.Fragment != 0 {
-		cs = append(cs, bgp.NewFlowSpecComponent(bgp.FLOW_SPEC_TYPE_FRAGMENT,
-			[]*bgp.FlowSpecComponentItem{bgp.NewFlowSpecComponentItem(0, uint64(r.Fragment))}))
+		n += 1 + value(uint64(r.Fragment))
 	}
 	if len(r.FlowLabels) > 0 {
-		if v4 {
-			return nil, fmt.Errorf("flowspec rule %s: flow label on IPv4", r)
-		}
-		var items []*bgp.FlowSpecComponentItem
+		n++
 		for _, l := range r.FlowLabels {
-			items = append(items, bgp.NewFlowSpecComponentItem(opEQ, uint64(l)))
+			n += value(uint64(l))
 		}
-		cs = append(cs, bgp.NewFlowSpecComponent(bgp.FLOW_SPEC_TYPE_LABEL, items))
 	}
-	var nlri bgp.AddrPrefixInterface
-	if v4 {
-		nlri = bgp.NewFlowSpecIPv4Unicast(cs)
-	} else {
-		nlri = bgp.NewFlowSpecIPv6Unicast(cs)
+	if n >= 240 {
+		return n + 2
 	}
-	b, err := nlri.Serialize()
-	if err != nil {
-		return nil, fmt.Errorf("flowspec rule %s: %w", r, err)
-	}
-	if len(b) > MaxNLRILen {
-		return nil, fmt.Errorf("%w: %d bytes encoded, at most %d", ErrRuleTooLarge, len(b), MaxNLRILen)
-	}
-	return nlri, nil
+	return n + 1
 }
 
-// ExtCommunity returns the action's extended community.
-func (a Action) ExtCommunity() (bgp.ExtendedCommunityInterface, error) {
+// Validate reports an action that cannot be encoded.
+func (a Action) Validate() error {
 	switch a.Kind {
-	case Discard:
-		return bgp.NewTrafficRateExtended(0, 0), nil
+	case Discard, Redirect:
+		return nil
 	case RateLimit:
 		if a.RateBytes <= 0 {
-			return nil, errors.New("rate-limit with no rate")
+			return errors.New("rate-limit with no rate")
 		}
-		return bgp.NewTrafficRateExtended(0, a.RateBytes), nil
-	case Redirect:
-		return bgp.NewRedirectTwoOctetAsSpecificExtended(a.RTASN, a.RTValue), nil
+		return nil
 	case Mark:
 		if a.DSCP > 63 {
-			return nil, fmt.Errorf("dscp %d out of range", a.DSCP)
+			return fmt.Errorf("dscp %d out of range", a.DSCP)
 		}
-		return bgp.NewTrafficRemarkExtended(a.DSCP), nil
+		return nil
 	}
-	return nil, fmt.Errorf("unknown flowspec action %d", a.Kind)
+	return fmt.Errorf("unknown flowspec action %d", a.Kind)
 }
 
 // MarshalText writes the action kind's name.

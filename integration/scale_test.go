@@ -8,7 +8,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/floodgate-ddos/floodgate/controller"
+	"github.com/floodgate-ddos/floodgate/bgp"
 	"github.com/floodgate-ddos/floodgate/flowspec"
 	"github.com/floodgate-ddos/floodgate/integration/lab"
 	"github.com/floodgate-ddos/floodgate/policies"
@@ -36,7 +36,7 @@ func TestTenThousandFlowSpecRules(t *testing.T) {
 		Name: "router", Address: router.BGPAddr().Addr(), Port: router.BGPAddr().Port(), ASN: routerASN,
 		LocalAddress: speakerAddr, Families: []string{"ipv4-flowspec"},
 	}}}
-	s := controller.NewSpeaker(g, hclog.NewNullLogger())
+	s := bgp.NewSpeaker(g, hclog.NewNullLogger())
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	if err := s.Start(ctx); err != nil {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
 
+	fgbgp "github.com/floodgate-ddos/floodgate/bgp"
 	"github.com/floodgate-ddos/floodgate/flowspec"
 )
 
@@ -28,7 +29,7 @@ func TestRouteMatches(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, r := range rules {
-		nlri, err := r.NLRI()
+		nlri, err := fgbgp.NLRI(&r)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,8 @@
-package controller
+// Package bgp is the speaker: the embedded GoBGP server, its neighbours,
+// and the encoding of flowspec announcements into GoBGP paths. It is the
+// one package that imports GoBGP; it announces and withdraws what it is
+// given and decides nothing.
+package bgp
 
 import (
 	"context"
@@ -31,8 +35,6 @@ type Speaker struct {
 	cancel    context.CancelFunc
 	watchDone chan struct{}
 }
-
-var _ Announcer = (*Speaker)(nil)
 
 // NewSpeaker returns a speaker for cfg. It starts nothing.
 func NewSpeaker(cfg policies.BGP, logger hclog.Logger) *Speaker {
@@ -218,7 +220,7 @@ func familyOf(name string) *api.Family {
 // Announce adds a to the global RIB, which sends it to every neighbour
 // that negotiated its family.
 func (s *Speaker) Announce(ctx context.Context, a *flowspec.Announcement) error {
-	p, err := a.Path()
+	p, err := Path(a)
 	if err != nil {
 		return err
 	}
@@ -231,7 +233,7 @@ func (s *Speaker) Announce(ctx context.Context, a *flowspec.Announcement) error 
 // Withdraw removes a from the global RIB. It always names the path: an
 // empty DeletePathRequest would withdraw everything.
 func (s *Speaker) Withdraw(ctx context.Context, a *flowspec.Announcement) error {
-	p, err := a.Path()
+	p, err := Path(a)
 	if err != nil {
 		return err
 	}
