@@ -296,7 +296,7 @@ func (m *Mitigator) asRTBH(pol *policies.Policy, hg *policies.Hostgroup, r *poli
 	if rt == nil {
 		rt = &policies.RTBHAction{PrefixLength4: 32, PrefixLength6: 128}
 	}
-	p, ok := rtbhPrefix(sig, rt)
+	p, ok := flowspec.RTBHPrefix(sig.Victim, rt)
 	if !ok {
 		return fresh
 	}

@@ -530,52 +530,21 @@ func (m *Mitigator) respond(ctx context.Context, sig detect.Signature, now time.
 	m.announceAll(ctx, pol, hg, r, r.FlowSpec, r.RTBH, &sig, now, false)
 }
 
-// announceAll announces what a response (or its escalation) asks for.
+// announceAll announces what a response (or its escalation) asks for:
+// flowspec.Plan makes and checks the announcements, applySet fits them in
+// the budgets.
 func (m *Mitigator) announceAll(ctx context.Context, pol *policies.Policy, hg *policies.Hostgroup, r *policies.Response,
 	fs *policies.FlowSpecAction, rt *policies.RTBHAction, sig *detect.Signature, now time.Time, escalation bool) {
-	var set []flowspec.Announcement
-	if fs != nil {
-		set = m.ruleSet(fs, sig, r.Name)
-	}
-	if rt != nil {
-		p, ok := rtbhPrefix(sig, rt)
-		if !ok {
-			m.refuse(flowspec.ReasonTooBroad)
-			m.log.Warn("announcement refused", "response", r.Name, "victim", sig.Victim.String(),
-				"error", fmt.Sprintf("the victim is a /%d; set prefix_length_ipv4/ipv6 in the response's rtbh block to blackhole it whole", sig.Victim.Bits()))
+	set, refused := flowspec.Plan(sig, fs, rt, pol)
+	for _, rf := range refused {
+		m.refuse(rf.Reason)
+		if rf.Announcement != nil {
+			m.log.Warn("announcement refused", "announcement", rf.Announcement.String(), "response", r.Name, "error", rf.Err.Error())
 		} else {
-			set = append(set, flowspec.NewRTBH(p, pol.BGP, rt.Communities))
+			m.log.Warn("announcement refused", "response", r.Name, "victim", sig.Victim.String(), "error", rf.Err.Error())
 		}
 	}
 	m.applySet(ctx, pol, hg, r, set, sig, now, escalation)
-}
-
-// ruleSet returns the FlowSpec announcements of an attack's rule set.
-func (m *Mitigator) ruleSet(fs *policies.FlowSpecAction, sig *detect.Signature, response string) []flowspec.Announcement {
-	var set []flowspec.Announcement
-	for _, rule := range flowspec.BuildSet(flowspec.ShapeOf(sig), fs.Coverage, fs.MaxRules) {
-		a, err := flowspec.NewFlowSpec(rule, fs)
-		if err != nil {
-			m.log.Error("cannot build flowspec rule", "response", response, "error", err.Error())
-			continue
-		}
-		set = append(set, a)
-	}
-	return set
-}
-
-// rtbhPrefix is the prefix to blackhole for an attack: the victim widened
-// to the response's prefix length. A victim wider than that length (an
-// attack on a hostgroup total) cannot be blackholed by it.
-func rtbhPrefix(sig *detect.Signature, rt *policies.RTBHAction) (netip.Prefix, bool) {
-	l := rt.PrefixLength4
-	if !sig.Victim.Addr().Is4() {
-		l = rt.PrefixLength6
-	}
-	if sig.Victim.Bits() < l {
-		return netip.Prefix{}, false
-	}
-	return netip.PrefixFrom(sig.Victim.Addr(), l).Masked(), true
 }
 
 func (m *Mitigator) countHostgroup(name string) int {
@@ -588,8 +557,9 @@ func (m *Mitigator) countHostgroup(name string) int {
 	return n
 }
 
-// applySet checks each announcement of an attack's set, extends those
-// already active, and announces the others when they fit every budget;
+// applySet takes an attack's checked set (flowspec.Plan), extends the
+// announcements already active, and announces the others when they fit
+// every budget;
 // when they do not, the hostgroup's on_budget_full actions are tried in
 // turn, and an attack nothing makes room for is refused loudly.
 func (m *Mitigator) applySet(ctx context.Context, pol *policies.Policy, hg *policies.Hostgroup, r *policies.Response,
@@ -597,9 +567,6 @@ func (m *Mitigator) applySet(ctx context.Context, pol *policies.Policy, hg *poli
 	var fresh []flowspec.Announcement
 	for i := range set {
 		a := &set[i]
-		if !m.check(a, pol, r.Name) {
-			continue
-		}
 		if mt, ok := m.active[a.Key()]; ok {
 			m.extend(mt, sig, r.Duration, now)
 			continue
@@ -654,21 +621,6 @@ func (m *Mitigator) applySet(ctx context.Context, pol *policies.Policy, hg *poli
 		mt.Rule, mt.Rules = i+1, len(fresh)
 		m.announce(ctx, mt)
 	}
-}
-
-// check runs the safety checks on a, counting and logging a refusal.
-func (m *Mitigator) check(a *flowspec.Announcement, pol *policies.Policy, response string) bool {
-	if _, err := flowspec.Check(a, pol); err != nil {
-		reason := "malformed"
-		var re *flowspec.RefusedError
-		if errors.As(err, &re) {
-			reason = re.Reason
-		}
-		m.refuse(reason)
-		m.log.Warn("announcement refused", "announcement", a.String(), "response", response, "error", err.Error())
-		return false
-	}
-	return true
 }
 
 // extend ties mt to the attack and pushes its expiry to now+d.
@@ -814,14 +766,10 @@ func (m *Mitigator) refine(ctx context.Context, sig detect.Signature, now time.T
 		if act == nil {
 			continue
 		}
-		var next []flowspec.Announcement
-		for _, a := range m.ruleSet(act, &sig, k.response) {
-			if _, err := flowspec.Check(&a, pol); err != nil {
-				m.log.Warn("refined rule refused; keeping the current set", "attack", sig.ID, "error", err.Error())
-				next = nil
-				break
-			}
-			next = append(next, a)
+		next, refused := flowspec.Plan(&sig, act, nil, pol)
+		if len(refused) > 0 {
+			m.log.Warn("refined rule refused; keeping the current set", "attack", sig.ID, "error", refused[0].Err.Error())
+			next = nil
 		}
 		if len(next) == 0 || sameKeys(old, next) {
 			continue
