@@ -173,10 +173,34 @@ func parsePrefixOrAddr(s string) (netip.Prefix, error) {
 	return p, nil
 }
 
+// Backend is what the API serves and acts on: the daemon's detection,
+// mitigation loop and speaker in one process (the daemon gives its own,
+// see Daemon.Backend); a stand-in in tests, or another node's view in a
+// cluster.
+type Backend interface {
+	Status(ctx context.Context) (Status, error)
+	Attacks(ctx context.Context) (active, recent []AttackInfo, err error)
+	// Active is the active set of mitigations.
+	Active(ctx context.Context) ([]Mitigation, error)
+	Peers(ctx context.Context) ([]bgp.PeerStatus, error)
+	Top(n int, by string, dir detect.Direction) []detect.HostRates
+	// Policy is the running configuration.
+	Policy() *policies.Policy
+	Ban(ctx context.Context, b Ban) (Mitigation, error)
+	Unban(ctx context.Context, key string) error
+	// Reload loads the configuration again from where it was read; it
+	// fails with ErrNoConfigPath when there is no such place.
+	Reload() error
+}
+
+// ErrNoConfigPath is returned by a reload of a daemon not started from a
+// configuration file.
+var ErrNoConfigPath = errors.New("the daemon was not started from a configuration path")
+
 // APIServer serves the JSON API and /metrics on a unix socket, an optional
 // TCP listener (bearer token) and an optional metrics-only listener.
 type APIServer struct {
-	d       *Daemon
+	b       Backend
 	cfg     policies.API
 	metrics policies.Metrics
 	reg     *prometheus.Registry
@@ -188,9 +212,9 @@ type APIServer struct {
 	wg      sync.WaitGroup
 }
 
-// NewAPIServer returns the API of d. It opens nothing.
-func NewAPIServer(d *Daemon, cfg policies.API, metrics policies.Metrics, reg *prometheus.Registry, logger hclog.Logger) *APIServer {
-	return &APIServer{d: d, cfg: cfg, metrics: metrics, reg: reg, log: logger.Named("api")}
+// NewAPIServer returns the API of b. It opens nothing.
+func NewAPIServer(b Backend, cfg policies.API, metrics policies.Metrics, reg *prometheus.Registry, logger hclog.Logger) *APIServer {
+	return &APIServer{b: b, cfg: cfg, metrics: metrics, reg: reg, log: logger.Named("api")}
 }
 
 // Handler is the API's HTTP handler; token, if not empty, is required as
@@ -348,7 +372,7 @@ func reqContext(r *http.Request) (context.Context, context.CancelFunc) {
 func (s *APIServer) status(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := reqContext(r)
 	defer cancel()
-	st, err := s.d.Status(ctx)
+	st, err := s.b.Status(ctx)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return
@@ -359,7 +383,7 @@ func (s *APIServer) status(w http.ResponseWriter, r *http.Request) {
 func (s *APIServer) attacks(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := reqContext(r)
 	defer cancel()
-	active, recent, err := s.d.Mitigator.Attacks(ctx)
+	active, recent, err := s.b.Attacks(ctx)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return
@@ -377,12 +401,12 @@ func nonNil[T any](s []T) []T {
 func (s *APIServer) mitigations(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := reqContext(r)
 	defer cancel()
-	act, err := s.d.Mitigator.Active(ctx)
+	act, err := s.b.Active(ctx)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
-	peers, err := s.d.Speaker.Peers(ctx)
+	peers, err := s.b.Peers(ctx)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return
@@ -433,7 +457,7 @@ func (s *APIServer) hosts(w http.ResponseWriter, r *http.Request) {
 		}
 		n = int(x)
 	}
-	writeJSON(w, http.StatusOK, Hosts{By: by, Direction: dir.String(), Hosts: nonNil(s.d.Engine.Top(n, by, dir))})
+	writeJSON(w, http.StatusOK, Hosts{By: by, Direction: dir.String(), Hosts: nonNil(s.b.Top(n, by, dir))})
 }
 
 func (s *APIServer) ban(w http.ResponseWriter, r *http.Request) {
@@ -453,7 +477,7 @@ func (s *APIServer) ban(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad request body: more than one JSON value")
 		return
 	}
-	a, d, err := ParseBan(req, s.d.Policy().BGP)
+	a, d, err := ParseBan(req, s.b.Policy().BGP)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -464,7 +488,7 @@ func (s *APIServer) ban(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := reqContext(r)
 	defer cancel()
-	mt, err := s.d.Mitigator.Ban(ctx, Ban{Announcement: a, Duration: d, Reason: reason})
+	mt, err := s.b.Ban(ctx, Ban{Announcement: a, Duration: d, Reason: reason})
 	switch {
 	case errors.Is(err, flowspec.ErrRefused):
 		writeError(w, http.StatusUnprocessableEntity, err.Error())
@@ -490,7 +514,7 @@ func (s *APIServer) unban(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		act, err := s.d.Mitigator.Active(ctx)
+		act, err := s.b.Active(ctx)
 		if err != nil {
 			writeError(w, http.StatusServiceUnavailable, err.Error())
 			return
@@ -509,7 +533,7 @@ func (s *APIServer) unban(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, k := range keys {
-		if err := s.d.Mitigator.Unban(ctx, k); err != nil {
+		if err := s.b.Unban(ctx, k); err != nil {
 			code := http.StatusInternalServerError
 			if errors.Is(err, ErrNotFound) {
 				code = http.StatusNotFound
@@ -523,11 +547,11 @@ func (s *APIServer) unban(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *APIServer) reload(w http.ResponseWriter, r *http.Request) {
-	if s.d.ConfigPath == "" {
-		writeError(w, http.StatusConflict, "the daemon was not started from a configuration path")
-		return
-	}
-	if err := s.d.Reload(s.d.ConfigPath); err != nil {
+	if err := s.b.Reload(); err != nil {
+		if errors.Is(err, ErrNoConfigPath) {
+			writeError(w, http.StatusConflict, err.Error())
+			return
+		}
 		var cerr *policies.Error
 		if errors.As(err, &cerr) {
 			msgs := make([]string, len(cerr.Diags))

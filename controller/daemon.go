@@ -87,7 +87,7 @@ func NewDaemon(pol *policies.Policy, logger hclog.Logger, opts ...Options) (*Dae
 	}
 	d.Mitigator = NewMitigator(MitigatorConfig{}, pol, eng.Events(), d.Speaker, d.store, logger)
 	d.Mitigator.SetObserver(hookObserver{d.Hooks})
-	d.API = NewAPIServer(d, pol.API, pol.Metrics, d.Registry, logger)
+	d.API = NewAPIServer(daemonBackend{d}, pol.API, pol.Metrics, d.Registry, logger)
 	d.sup.Add(
 		supervisor.Spec{Name: "hooks", Component: d.Hooks, OnFailure: supervisor.Restart},
 		supervisor.Spec{Name: "api", Component: d.API},
@@ -263,4 +263,34 @@ func hookIP(p netip.Prefix) string {
 		return p.Addr().String()
 	}
 	return p.String()
+}
+
+// daemonBackend is the API's view of a daemon in one process.
+type daemonBackend struct{ d *Daemon }
+
+func (b daemonBackend) Status(ctx context.Context) (Status, error) { return b.d.Status(ctx) }
+func (b daemonBackend) Attacks(ctx context.Context) ([]AttackInfo, []AttackInfo, error) {
+	return b.d.Mitigator.Attacks(ctx)
+}
+func (b daemonBackend) Active(ctx context.Context) ([]Mitigation, error) {
+	return b.d.Mitigator.Active(ctx)
+}
+func (b daemonBackend) Peers(ctx context.Context) ([]bgp.PeerStatus, error) {
+	return b.d.Speaker.Peers(ctx)
+}
+func (b daemonBackend) Top(n int, by string, dir detect.Direction) []detect.HostRates {
+	return b.d.Engine.Top(n, by, dir)
+}
+func (b daemonBackend) Policy() *policies.Policy { return b.d.Policy() }
+func (b daemonBackend) Ban(ctx context.Context, ban Ban) (Mitigation, error) {
+	return b.d.Mitigator.Ban(ctx, ban)
+}
+func (b daemonBackend) Unban(ctx context.Context, key string) error {
+	return b.d.Mitigator.Unban(ctx, key)
+}
+func (b daemonBackend) Reload() error {
+	if b.d.ConfigPath == "" {
+		return ErrNoConfigPath
+	}
+	return b.d.Reload(b.d.ConfigPath)
 }
