@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -142,9 +143,7 @@ func ParseBan(req BanRequest, g policies.BGP) (flowspec.Announcement, time.Durat
 			return flowspec.Announcement{}, 0, err
 		}
 		act := &policies.FlowSpecAction{Action: req.Action, Redirect: req.Redirect, DSCP: uint8(req.DSCP)}
-		if act.Action == "" {
-			act.Action = "discard"
-		}
+		act.Action = cmp.Or(act.Action, "discard")
 		if req.DSCP < 0 || req.DSCP > 63 {
 			return flowspec.Announcement{}, 0, fmt.Errorf("dscp %d is not from 0 to 63", req.DSCP)
 		}
@@ -419,9 +418,7 @@ func (s *APIServer) mitigations(w http.ResponseWriter, r *http.Request) {
 			for _, p := range peers {
 				if _, ok := p.Advertised[fam]; ok && p.Established {
 					name := p.Name
-					if name == "" {
-						name = p.Address
-					}
+					name = cmp.Or(name, p.Address)
 					v.Peers = append(v.Peers, name)
 				}
 			}
@@ -434,9 +431,7 @@ func (s *APIServer) mitigations(w http.ResponseWriter, r *http.Request) {
 func (s *APIServer) hosts(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	by := q.Get("by")
-	if by == "" {
-		by = "pps"
-	}
+	by = cmp.Or(by, "pps")
 	if by != "pps" && by != "bps" && by != "flows" {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("by=%q: use pps, bps or flows", by))
 		return
@@ -483,9 +478,7 @@ func (s *APIServer) ban(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	reason := req.Reason
-	if reason == "" {
-		reason = "manual ban"
-	}
+	reason = cmp.Or(reason, "manual ban")
 	ctx, cancel := reqContext(r)
 	defer cancel()
 	mt, err := s.b.Ban(ctx, Ban{Announcement: a, Duration: d, Reason: reason})

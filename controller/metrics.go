@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"strings"
 	"time"
@@ -176,9 +177,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	if peers, err := m.d.Speaker.Peers(ctx); err == nil {
 		for _, p := range peers {
 			name := p.Name
-			if name == "" {
-				name = p.Address
-			}
+			name = cmp.Or(name, p.Address)
 			up := 0.0
 			if p.Established {
 				up = 1

@@ -4,6 +4,7 @@
 package detect
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -144,7 +145,8 @@ type shard struct {
 }
 
 // New returns an engine for the hostgroups of pol. It starts nothing. Events
-// are delivered on the channel returned by Events.
+// are delivered on the channel returned by Events. A setting of cfg that is
+// zero or negative takes its default.
 func New(cfg Config, pol *policies.Policy, logger hclog.Logger) (*Engine, error) {
 	if cfg.Tick <= 0 {
 		cfg.Tick = pol.Detection.Tick
@@ -152,24 +154,14 @@ func New(cfg Config, pol *policies.Policy, logger hclog.Logger) (*Engine, error)
 	if cfg.Tick <= 0 {
 		return nil, errors.New("detect: tick must be positive")
 	}
-	if cfg.MaxHosts <= 0 {
-		cfg.MaxHosts = DefaultMaxHosts
-	}
-	if cfg.MaxSketches <= 0 {
-		cfg.MaxSketches = DefaultMaxSketches
-	}
+	cfg.MaxHosts = cmp.Or(max(cfg.MaxHosts, 0), DefaultMaxHosts)
+	cfg.MaxSketches = cmp.Or(max(cfg.MaxSketches, 0), DefaultMaxSketches)
 	if cfg.EndRatio <= 0 || cfg.EndRatio >= 1 {
 		cfg.EndRatio = DefaultEndRatio
 	}
-	if cfg.EndHold <= 0 {
-		cfg.EndHold = DefaultEndHold
-	}
-	if cfg.IdleTime <= 0 {
-		cfg.IdleTime = DefaultIdleTime
-	}
-	if cfg.UpdateEvery <= 0 {
-		cfg.UpdateEvery = DefaultUpdateEvery
-	}
+	cfg.EndHold = cmp.Or(max(cfg.EndHold, 0), DefaultEndHold)
+	cfg.IdleTime = cmp.Or(max(cfg.IdleTime, 0), DefaultIdleTime)
+	cfg.UpdateEvery = cmp.Or(max(cfg.UpdateEvery, 0), DefaultUpdateEvery)
 	e := &Engine{
 		cfg:    cfg,
 		log:    logger.Named("detect"),

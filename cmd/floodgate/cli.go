@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -203,9 +204,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(tw, "BUDGET\tSCOPE\tUSED\tLIMIT")
 		for _, b := range st.Budgets {
 			scope := b.Scope
-			if scope == "" {
-				scope = "-"
-			}
+			scope = cmp.Or(scope, "-")
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\n", b.Budget, scope, b.Used, b.Limit)
 		}
 		return tw.Flush()
@@ -267,9 +266,7 @@ func cmdMitigations(args []string, stdout, stderr io.Writer) int {
 				what += " (dry run)"
 			}
 			peers := strings.Join(x.Peers, ",")
-			if peers == "" {
-				peers = "-"
-			}
+			peers = cmp.Or(peers, "-")
 			attack, rule := "-", "-"
 			if x.AttackID != 0 {
 				attack = strconv.FormatUint(x.AttackID, 10)

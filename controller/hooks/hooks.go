@@ -34,6 +34,7 @@
 package hooks
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -219,41 +220,27 @@ func (cfg Config) Validate() error {
 }
 
 func (cfg Config) withDefaults() Config {
-	if cfg.QueueSize == 0 {
-		cfg.QueueSize = DefaultQueueSize
-	}
-	if cfg.StopGrace == 0 {
-		cfg.StopGrace = DefaultStopGrace
-	}
+	cfg.QueueSize = cmp.Or(cfg.QueueSize, DefaultQueueSize)
+	cfg.StopGrace = cmp.Or(cfg.StopGrace, DefaultStopGrace)
 	return cfg
 }
 
 func (ec ExecConfig) withDefaults(index int) ExecConfig {
-	if ec.Name == "" {
-		ec.Name = fmt.Sprintf("%s-%d", TypeExec, index)
-	}
-	if ec.Timeout == 0 {
-		ec.Timeout = DefaultExecTimeout
-	}
+	ec.Name = cmp.Or(ec.Name, fmt.Sprintf("%s-%d", TypeExec, index))
+	ec.Timeout = cmp.Or(ec.Timeout, DefaultExecTimeout)
 	return ec
 }
 
 func (wc WebhookConfig) withDefaults(index int) WebhookConfig {
-	if wc.Name == "" {
-		wc.Name = fmt.Sprintf("%s-%d", TypeWebhook, index)
-	}
-	if wc.Timeout == 0 {
-		wc.Timeout = DefaultWebhookTimeout
-	}
+	wc.Name = cmp.Or(wc.Name, fmt.Sprintf("%s-%d", TypeWebhook, index))
+	wc.Timeout = cmp.Or(wc.Timeout, DefaultWebhookTimeout)
 	switch {
 	case wc.Retries == 0:
 		wc.Retries = DefaultRetries
 	case wc.Retries < 0:
 		wc.Retries = 0
 	}
-	if wc.RetryBackoff == 0 {
-		wc.RetryBackoff = DefaultRetryBackoff
-	}
+	wc.RetryBackoff = cmp.Or(wc.RetryBackoff, DefaultRetryBackoff)
 	return wc
 }
 

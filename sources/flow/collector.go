@@ -19,6 +19,7 @@
 package flow
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -141,36 +142,16 @@ func DefaultListenerConfig(p Protocol) ListenerConfig {
 // withDefaults returns lc with zero values replaced by the defaults.
 func (lc ListenerConfig) withDefaults(index int) ListenerConfig {
 	d := DefaultListenerConfig(lc.Protocol)
-	if lc.Name == "" {
-		lc.Name = fmt.Sprintf("%s-%d", lc.Protocol, index)
-	}
-	if lc.ReceiveBuffer == 0 {
-		lc.ReceiveBuffer = d.ReceiveBuffer
-	}
-	if lc.QueueSize == 0 {
-		lc.QueueSize = d.QueueSize
-	}
-	if lc.Workers == 0 {
-		lc.Workers = d.Workers
-	}
-	if lc.DefaultSampling == 0 {
-		lc.DefaultSampling = d.DefaultSampling
-	}
-	if lc.MaxExporters == 0 {
-		lc.MaxExporters = d.MaxExporters
-	}
-	if lc.ExporterIdle == 0 {
-		lc.ExporterIdle = d.ExporterIdle
-	}
-	if lc.MaxTemplates == 0 {
-		lc.MaxTemplates = d.MaxTemplates
-	}
-	if lc.TemplateTTL == 0 {
-		lc.TemplateTTL = d.TemplateTTL
-	}
-	if lc.MaxTemplateFields == 0 {
-		lc.MaxTemplateFields = d.MaxTemplateFields
-	}
+	lc.Name = cmp.Or(lc.Name, fmt.Sprintf("%s-%d", lc.Protocol, index))
+	lc.ReceiveBuffer = cmp.Or(lc.ReceiveBuffer, d.ReceiveBuffer)
+	lc.QueueSize = cmp.Or(lc.QueueSize, d.QueueSize)
+	lc.Workers = cmp.Or(lc.Workers, d.Workers)
+	lc.DefaultSampling = cmp.Or(lc.DefaultSampling, d.DefaultSampling)
+	lc.MaxExporters = cmp.Or(lc.MaxExporters, d.MaxExporters)
+	lc.ExporterIdle = cmp.Or(lc.ExporterIdle, d.ExporterIdle)
+	lc.MaxTemplates = cmp.Or(lc.MaxTemplates, d.MaxTemplates)
+	lc.TemplateTTL = cmp.Or(lc.TemplateTTL, d.TemplateTTL)
+	lc.MaxTemplateFields = cmp.Or(lc.MaxTemplateFields, d.MaxTemplateFields)
 	return lc
 }
 

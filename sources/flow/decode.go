@@ -2,6 +2,7 @@ package flow
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -133,32 +134,17 @@ type Decoder struct {
 	hdr header.Packet
 }
 
-// NewDecoder returns a Decoder with cfg, defaults applied.
+// NewDecoder returns a Decoder with cfg, defaults applied: a setting
+// that is zero or negative takes its default.
 func NewDecoder(cfg DecoderConfig) *Decoder {
-	if cfg.DefaultSampling == 0 {
-		cfg.DefaultSampling = 1
-	}
-	if cfg.MaxExporters <= 0 {
-		cfg.MaxExporters = DefaultMaxExporters
-	}
-	if cfg.ExporterIdle <= 0 {
-		cfg.ExporterIdle = DefaultExporterIdle
-	}
-	if cfg.MaxTemplates <= 0 {
-		cfg.MaxTemplates = DefaultMaxTemplates
-	}
-	if cfg.TemplateTTL <= 0 {
-		cfg.TemplateTTL = DefaultTemplateTTL
-	}
-	if cfg.MaxTemplateFields <= 0 {
-		cfg.MaxTemplateFields = DefaultMaxTemplateFields
-	}
-	if cfg.MaxRecordPPS <= 0 {
-		cfg.MaxRecordPPS = DefaultMaxRecordPPS
-	}
-	if cfg.MaxRecordBPS <= 0 {
-		cfg.MaxRecordBPS = DefaultMaxRecordBPS
-	}
+	cfg.DefaultSampling = cmp.Or(cfg.DefaultSampling, 1)
+	cfg.MaxExporters = cmp.Or(max(cfg.MaxExporters, 0), DefaultMaxExporters)
+	cfg.ExporterIdle = cmp.Or(max(cfg.ExporterIdle, 0), DefaultExporterIdle)
+	cfg.MaxTemplates = cmp.Or(max(cfg.MaxTemplates, 0), DefaultMaxTemplates)
+	cfg.TemplateTTL = cmp.Or(max(cfg.TemplateTTL, 0), DefaultTemplateTTL)
+	cfg.MaxTemplateFields = cmp.Or(max(cfg.MaxTemplateFields, 0), DefaultMaxTemplateFields)
+	cfg.MaxRecordPPS = cmp.Or(max(cfg.MaxRecordPPS, 0), DefaultMaxRecordPPS)
+	cfg.MaxRecordBPS = cmp.Or(max(cfg.MaxRecordBPS, 0), DefaultMaxRecordBPS)
 	return &Decoder{
 		cfg:       cfg,
 		exporters: make(map[netip.Addr]*exporterState),

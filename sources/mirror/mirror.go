@@ -16,6 +16,7 @@
 package mirror
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -125,30 +126,14 @@ func DefaultConfig() Config {
 
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	if c.Workers == 0 {
-		c.Workers = d.Workers
-	}
-	if c.Fanout == "" {
-		c.Fanout = d.Fanout
-	}
-	if c.FanoutGroup == 0 {
-		c.FanoutGroup = uint16(os.Getpid())
-	}
-	if c.BlockSize == 0 {
-		c.BlockSize = d.BlockSize
-	}
-	if c.NumBlocks == 0 {
-		c.NumBlocks = d.NumBlocks
-	}
-	if c.BlockTimeout == 0 {
-		c.BlockTimeout = d.BlockTimeout
-	}
-	if c.BatchSize == 0 {
-		c.BatchSize = d.BatchSize
-	}
-	if c.FlushInterval == 0 {
-		c.FlushInterval = d.FlushInterval
-	}
+	c.Workers = cmp.Or(c.Workers, d.Workers)
+	c.Fanout = cmp.Or(c.Fanout, d.Fanout)
+	c.FanoutGroup = cmp.Or(c.FanoutGroup, uint16(os.Getpid()))
+	c.BlockSize = cmp.Or(c.BlockSize, d.BlockSize)
+	c.NumBlocks = cmp.Or(c.NumBlocks, d.NumBlocks)
+	c.BlockTimeout = cmp.Or(c.BlockTimeout, d.BlockTimeout)
+	c.BatchSize = cmp.Or(c.BatchSize, d.BatchSize)
+	c.FlushInterval = cmp.Or(c.FlushInterval, d.FlushInterval)
 	return c
 }
 

@@ -11,6 +11,7 @@ package pcapfile
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -81,18 +82,10 @@ func DefaultConfig() Config {
 
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	if c.Loops == 0 {
-		c.Loops = d.Loops
-	}
-	if c.Sampling == 0 {
-		c.Sampling = d.Sampling
-	}
-	if c.Timestamps == "" {
-		c.Timestamps = d.Timestamps
-	}
-	if c.BatchSize == 0 {
-		c.BatchSize = d.BatchSize
-	}
+	c.Loops = cmp.Or(c.Loops, d.Loops)
+	c.Sampling = cmp.Or(c.Sampling, d.Sampling)
+	c.Timestamps = cmp.Or(c.Timestamps, d.Timestamps)
+	c.BatchSize = cmp.Or(c.BatchSize, d.BatchSize)
 	return c
 }
 
