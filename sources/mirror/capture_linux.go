@@ -22,6 +22,7 @@ import (
 type run struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
+	failed  chan error // yields the first socket that stays broken
 	sockets []*socket
 	promisc []int // file descriptors holding promiscuous memberships
 }
@@ -66,7 +67,7 @@ func (c *Capture) Start(ctx context.Context) error {
 	if c.running != nil {
 		return errors.New("mirror: already started")
 	}
-	r := &run{}
+	r := &run{failed: make(chan error, 1)}
 	if err := c.open(r); err != nil {
 		r.close()
 		return err
@@ -77,10 +78,16 @@ func (c *Capture) Start(ctx context.Context) error {
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			c.read(ctx, s)
+			if err := c.read(ctx, s); err != nil {
+				select {
+				case r.failed <- err:
+				default:
+				}
+			}
 		}()
 	}
 	c.running = r
+	c.failed = r.failed
 	c.log.Info("capturing", "interfaces", c.cfg.Interfaces, "workers", c.cfg.Workers, "fanout", c.cfg.Fanout)
 	return nil
 }
@@ -209,9 +216,12 @@ func (c *Capture) Stop(ctx context.Context) error {
 }
 
 // read is one worker: it reads its ring until ctx is done. Errors (an
-// interface going down) are logged at most every 10 s and retried; they
-// never end the capture of other interfaces.
-func (c *Capture) read(ctx context.Context, s *socket) {
+// interface going down) are logged at most every 10 s and retried; a
+// socket that has failed for failAfter without a packet in between (its
+// interface was deleted, and a socket bound to a deleted interface never
+// recovers) ends the worker with the error, which Failed yields so that
+// the supervisor restarts the capture on fresh sockets.
+func (c *Capture) read(ctx context.Context, s *socket) error {
 	st := s.iface
 	batch := make([]sources.Record, 0, c.cfg.BatchSize)
 	var (
@@ -222,6 +232,7 @@ func (c *Capture) read(ctx context.Context, s *socket) {
 		flushEvery             = int64(c.cfg.FlushInterval)
 		sampling               = uint32(1)
 		errsSinceLog, nPackets int
+		failingSince           time.Time
 	)
 	flush := func() {
 		st.packets.Add(pkts)
@@ -240,10 +251,16 @@ func (c *Capture) read(ctx context.Context, s *socket) {
 		if err != nil {
 			flush()
 			if ctx.Err() != nil {
-				return
+				return nil
 			}
 			if errors.Is(err, afpacket.ErrTimeout) {
 				continue
+			}
+			now := time.Now()
+			if failingSince.IsZero() {
+				failingSince = now
+			} else if now.Sub(failingSince) >= failAfter {
+				return fmt.Errorf("mirror: interface %s: reads failing for %s: %w", st.name, now.Sub(failingSince).Round(time.Second), err)
 			}
 			errsSinceLog++
 			if time.Since(lastErrLog) > 10*time.Second {
@@ -252,11 +269,12 @@ func (c *Capture) read(ctx context.Context, s *socket) {
 			}
 			select {
 			case <-ctx.Done():
-				return
+				return nil
 			case <-time.After(pollTimeout):
 			}
 			continue
 		}
+		failingSince = time.Time{}
 		pkts++
 		bytes += uint64(ci.Length)
 		ts := ci.Timestamp.UnixNano()
@@ -273,7 +291,7 @@ func (c *Capture) read(ctx context.Context, s *socket) {
 			flush()
 		}
 		if nPackets++; nPackets&1023 == 0 && ctx.Err() != nil {
-			return
+			return nil
 		}
 	}
 }

@@ -297,3 +297,52 @@ func TestCaptureRate(t *testing.T) {
 		})
 	}
 }
+
+// TestCaptureInterfaceLost deletes the captured interface: the capture
+// reports itself failed (a socket bound to a deleted interface never
+// recovers), cannot start while the interface is missing, and captures
+// again once it is back and the capture is restarted, as the supervisor
+// does.
+func TestCaptureInterfaceLost(t *testing.T) {
+	prereq.RequireRoot(t, "ip", "sysctl", "tcpreplay")
+	tx, rx := vethPair(t)
+	cfg := DefaultConfig()
+	cfg.Interfaces = []string{"rx0"}
+	c, err := New(cfg, nullSink{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Failed() != nil {
+		t.Fatal("Failed is not nil before Start")
+	}
+	startIn(t, rx, c)
+	failed := c.Failed()
+	ip(t, "-n", tx, "link", "del", "tx0") // deletes rx0 too
+	select {
+	case err := <-failed:
+		if !strings.Contains(err.Error(), "rx0") {
+			t.Errorf("failure does not name the interface: %v", err)
+		}
+		t.Logf("failure: %v", err)
+	case <-time.After(failAfter + 20*time.Second):
+		t.Fatalf("no failure reported %s after the interface was deleted", failAfter+20*time.Second)
+	}
+	if err := c.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	inNetns(t, rx, func() { err = c.Start(context.Background()) })
+	if err == nil {
+		t.Fatal("Start succeeded without the interface")
+	}
+	ip(t, "link", "add", "tx0", "netns", tx, "type", "veth", "peer", "name", "rx0", "netns", rx)
+	ip(t, "-n", tx, "link", "set", "tx0", "up")
+	ip(t, "-n", rx, "link", "set", "rx0", "up")
+	startIn(t, rx, c)
+	tcpreplay(t, tx, "--pps=20000")
+	waitPackets(t, c, 300)
+	select {
+	case err := <-c.Failed():
+		t.Fatalf("the restarted capture failed: %v", err)
+	default:
+	}
+}

@@ -205,7 +205,21 @@ type Capture struct {
 	ifaces []*ifaceState
 
 	mu      sync.Mutex
-	running *run // nil when stopped
+	running *run       // nil when stopped
+	failed  chan error // the last run's; see Failed
+}
+
+// failAfter is how long a socket may fail without a packet in between
+// before the capture reports itself failed.
+const failAfter = 5 * time.Second
+
+// Failed yields the error of a socket that stayed broken while the
+// capture ran (see supervisor.Failer); the capture should then be stopped
+// and started again. It is nil before the first Start.
+func (c *Capture) Failed() <-chan error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.failed
 }
 
 // ifaceState holds the counters of one interface across starts.
