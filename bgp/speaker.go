@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	api "github.com/osrg/gobgp/v3/api"
@@ -32,6 +33,7 @@ type Speaker struct {
 	serveOnce sync.Once
 	mu        sync.Mutex
 	running   bool
+	opened    bool // OpenSessions has added the neighbours
 	cancel    context.CancelFunc
 	watchDone chan struct{}
 }
@@ -46,8 +48,9 @@ func NewSpeaker(cfg policies.BGP, logger hclog.Logger) *Speaker {
 	}
 }
 
-// Start starts the BGP instance, rejects every route neighbours send (the
-// speaker only announces), and adds the configured neighbours.
+// Start starts the BGP instance and rejects every route neighbours send
+// (the speaker only announces). It opens no session: OpenSessions does,
+// once what must be announced first is in the RIB.
 func (s *Speaker) Start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -80,17 +83,51 @@ func (s *Speaker) Start(ctx context.Context) error {
 		cancel()
 		return unwind(err)
 	}
+	s.running, s.opened, s.cancel, s.watchDone = true, false, cancel, done
+	s.log.Info("speaker started", "asn", s.cfg.ASN, "router_id", s.cfg.RouterID.String(), "listen", listenString(s.cfg.Listen))
+	return nil
+}
+
+// OpenSessions adds the configured neighbours, which opens the sessions.
+// restarting says that the RIB holds routes the routers had before this
+// process started (restored mitigations): with graceful restart on, the
+// sessions then open as a restarting speaker (Restart State and
+// Forwarding State bits set), so that helpers keep the stale routes, and
+// GoBGP holds updates back until the routers' End-of-RIB (or the
+// deferral time) and then sends the whole RIB followed by End-of-RIB.
+// Routers drop whatever stale route that RIB no longer has.
+//
+// Without restarting, the Forwarding State bit is clear and helpers drop
+// any stale routes of ours at once (RFC 4724, 4.2): nothing of ours is
+// meant to stay.
+func (s *Speaker) OpenSessions(ctx context.Context, restarting bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.running {
+		return errors.New("bgp: open sessions: the speaker is not running")
+	}
+	if s.opened {
+		return errors.New("bgp: sessions already open")
+	}
+	gr := s.cfg.GracefulRestart
+	restarting = restarting && gr.Enabled
+	var added []string
 	for _, n := range s.cfg.Neighbors {
-		if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: peerConfig(n, s.cfg)}); err != nil {
-			cancel()
-			<-done
-			return unwind(fmt.Errorf("bgp: add neighbor %s (%s): %w", n.Name, n.Address, err))
+		if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: peerConfig(n, s.cfg, restarting)}); err != nil {
+			for _, a := range added {
+				_ = s.srv.DeletePeer(context.Background(), &api.DeletePeerRequest{Address: a})
+			}
+			return fmt.Errorf("bgp: add neighbor %s (%s): %w", n.Name, n.Address, err)
 		}
+		added = append(added, n.Address.String())
 		s.log.Info("neighbor configured", "name", n.Name, "address", n.Address.String(), "asn", n.ASN,
 			"port", n.Port, "passive", n.Passive, "families", n.Families)
 	}
-	s.running, s.cancel, s.watchDone = true, cancel, done
-	s.log.Info("speaker started", "asn", s.cfg.ASN, "router_id", s.cfg.RouterID.String(), "listen", listenString(s.cfg.Listen))
+	s.opened = true
+	if gr.Enabled {
+		s.log.Info("graceful restart", "restarting", restarting, "restart_time", gr.RestartTime.String(),
+			"notification", gr.Notification, "long_lived", gr.LongLived)
+	}
 	return nil
 }
 
@@ -132,8 +169,12 @@ func listenString(ap netip.AddrPort) string {
 	return ap.String()
 }
 
-// Stop closes every session and stops the BGP instance. Peers drop the
-// routes of a closed session.
+// Stop closes every session and stops the BGP instance. GoBGP v3 ends
+// each session with a NOTIFICATION Cease (Peer De-configured), never Hard
+// Reset: routers that negotiated graceful restart with the N bit (RFC
+// 8538) keep the routes, stale, for the restart time; others drop them.
+// (A "keep the routes" choice on StopBgp exists only in GoBGP v4; to drop
+// them, withdraw first: withdraw_on_shutdown.)
 func (s *Speaker) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -142,7 +183,7 @@ func (s *Speaker) Stop(ctx context.Context) error {
 	}
 	s.cancel()
 	<-s.watchDone
-	s.running = false
+	s.running, s.opened = false, false
 	if err := s.srv.StopBgp(ctx, &api.StopBgpRequest{}); err != nil {
 		return fmt.Errorf("bgp: stop: %w", err)
 	}
@@ -177,7 +218,7 @@ func (s *Speaker) watchPeers(ctx context.Context, done chan struct{}) error {
 	return nil
 }
 
-func peerConfig(n policies.Neighbor, g policies.BGP) *api.Peer {
+func peerConfig(n policies.Neighbor, g policies.BGP, restarting bool) *api.Peer {
 	p := &api.Peer{
 		Conf: &api.PeerConf{
 			NeighborAddress: n.Address.String(),
@@ -197,9 +238,29 @@ func peerConfig(n policies.Neighbor, g policies.BGP) *api.Peer {
 	if n.Multihop > 0 {
 		p.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: uint32(n.Multihop)}
 	}
+	gr := g.GracefulRestart
+	if gr.Enabled {
+		p.GracefulRestart = &api.GracefulRestart{
+			Enabled:             true,
+			RestartTime:         uint32(gr.RestartTime / time.Second),
+			NotificationEnabled: gr.Notification,
+			DeferralTime:        uint32(gr.DeferralTime / time.Second),
+			LonglivedEnabled:    gr.LongLived,
+			// Sets the Restart State bit and, for every family, the
+			// Forwarding State bit (GoBGP sets both from this one flag).
+			LocalRestarting: restarting,
+		}
+	}
 	for _, f := range n.Families {
-		fam := familyOf(f)
-		p.AfiSafis = append(p.AfiSafis, &api.AfiSafi{Config: &api.AfiSafiConfig{Family: fam, Enabled: true}})
+		as := &api.AfiSafi{Config: &api.AfiSafiConfig{Family: familyOf(f), Enabled: true}}
+		if gr.Enabled {
+			as.MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
+			if gr.LongLived {
+				as.LongLivedGracefulRestart = &api.LongLivedGracefulRestart{Config: &api.LongLivedGracefulRestartConfig{
+					Enabled: true, RestartTime: uint32(gr.LongLivedTime / time.Second)}}
+			}
+		}
+		p.AfiSafis = append(p.AfiSafis, as)
 	}
 	return p
 }
@@ -257,6 +318,20 @@ type PeerStatus struct {
 	Established bool `json:"established"`
 	// Advertised counts the routes sent, by family.
 	Advertised map[string]uint64 `json:"advertised"`
+	// GracefulRestart is the session's graceful restart; nil when it is
+	// off in the configuration.
+	GracefulRestart *PeerGracefulRestart `json:"graceful_restart,omitempty"`
+}
+
+// PeerGracefulRestart is graceful restart as a session negotiated it.
+type PeerGracefulRestart struct {
+	// PeerRestartTime is the restart time the neighbour advertised (zero
+	// when it advertised none, or no graceful restart at all).
+	PeerRestartTime uint32 `json:"peer_restart_time"`
+	// Syncing is true while the speaker, restarted with routes, holds its
+	// updates back until the neighbours' End-of-RIB (or the deferral
+	// time).
+	Syncing bool `json:"syncing"`
 }
 
 var familyNames = map[string]string{"AFI_IP/SAFI_UNICAST": "ipv4-unicast", "AFI_IP6/SAFI_UNICAST": "ipv6-unicast",
@@ -280,6 +355,9 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 			Established: p.State.SessionState == api.PeerState_ESTABLISHED}
 		if p.Conf != nil {
 			ps.Name = p.Conf.Description
+		}
+		if gr := p.GracefulRestart; gr.GetEnabled() {
+			ps.GracefulRestart = &PeerGracefulRestart{PeerRestartTime: gr.PeerRestartTime, Syncing: gr.LocalRestarting}
 		}
 		for _, af := range p.AfiSafis {
 			if af.Config == nil || af.Config.Family == nil || af.State == nil {

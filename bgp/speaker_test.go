@@ -74,3 +74,63 @@ func ribPrefixes(t *testing.T, s *Speaker, fam *api.Family) []string {
 	}
 	return out
 }
+
+// TestOpenSessionsGracefulRestart checks how neighbours are configured:
+// graceful restart for every family with the configured times, the
+// restarting flag only when asked and graceful restart is on.
+func TestOpenSessionsGracefulRestart(t *testing.T) {
+	g := policies.BGP{ASN: 65000, RouterID: netip.MustParseAddr("192.0.2.254"), GracefulRestart: policies.DefaultGracefulRestart(),
+		Neighbors: []policies.Neighbor{{Name: "r1", Address: netip.MustParseAddr("127.0.0.1"), Port: 1, ASN: 65001,
+			Families: []string{"ipv4-unicast", "ipv4-flowspec"}}}}
+	g.GracefulRestart.LongLived = true
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, tc := range []struct {
+		name                   string
+		enabled, restarting    bool
+		wantGR, wantRestarting bool
+	}{
+		{"fresh start", true, false, true, false},
+		{"restart with routes", true, true, true, true},
+		{"graceful restart off", false, true, false, false},
+	} {
+		g.GracefulRestart.Enabled = tc.enabled
+		s := NewSpeaker(g, hclog.NewNullLogger())
+		if err := s.OpenSessions(ctx, tc.restarting); err == nil {
+			t.Fatalf("%s: OpenSessions before Start succeeded", tc.name)
+		}
+		if err := s.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.OpenSessions(ctx, tc.restarting); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if err := s.OpenSessions(ctx, tc.restarting); err == nil {
+			t.Fatalf("%s: second OpenSessions succeeded", tc.name)
+		}
+		var peers []*api.Peer
+		if err := s.srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) { peers = append(peers, p) }); err != nil {
+			t.Fatal(err)
+		}
+		if len(peers) != 1 {
+			t.Fatalf("%s: %d peers", tc.name, len(peers))
+		}
+		gr := peers[0].GetGracefulRestart()
+		if gr.GetEnabled() != tc.wantGR || gr.GetLocalRestarting() != tc.wantRestarting {
+			t.Errorf("%s: graceful restart %+v", tc.name, gr)
+		}
+		if tc.wantGR && (gr.GetRestartTime() != 120 || !gr.GetNotificationEnabled() || gr.GetDeferralTime() != 5 || !gr.GetLonglivedEnabled()) {
+			t.Errorf("%s: graceful restart settings %+v", tc.name, gr)
+		}
+		for _, as := range peers[0].GetAfiSafis() {
+			mp := as.GetMpGracefulRestart().GetConfig().GetEnabled()
+			ll := as.GetLongLivedGracefulRestart().GetConfig()
+			if mp != tc.wantGR || tc.wantGR && (!ll.GetEnabled() || ll.GetRestartTime() != 3600) {
+				t.Errorf("%s: family %v: mp %v llgr %+v", tc.name, as.GetConfig().GetFamily(), mp, ll)
+			}
+		}
+		if err := s.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -40,7 +40,13 @@ type Options struct {
 // them in this order and Stop stops them in reverse, so that intake stops
 // first and the speaker after the mitigation loop:
 //
-//	hooks, api, speaker, store, mitigation, detection, source/<name>..., config-watcher
+//	hooks, api, speaker, store, mitigation, neighbors, detection, source/<name>..., config-watcher
+//
+// The speaker starts without sessions; the mitigation loop puts the stored
+// mitigations back into its RIB, and only then does "neighbors" open the
+// sessions (as a restarting speaker when there were any, see
+// bgp.Speaker.OpenSessions), so that routers never see End-of-RIB before
+// the routes they already hold.
 //
 // Sources (flow listeners, mirror captures) and the watcher are restarted
 // with backoff when they fail; a failure of anything else is fatal
@@ -94,6 +100,7 @@ func NewDaemon(pol *policies.Policy, logger hclog.Logger, opts ...Options) (*Dae
 		supervisor.Spec{Name: "speaker", Component: d.Speaker},
 		supervisor.Spec{Name: "store", Component: d.store},
 		supervisor.Spec{Name: "mitigation", Component: d.Mitigator},
+		supervisor.Spec{Name: "neighbors", Component: neighbors{d.Speaker, d.Mitigator}},
 		supervisor.Spec{Name: "detection", Component: d.Engine},
 	)
 	for _, l := range pol.Listeners {
@@ -294,3 +301,18 @@ func (b daemonBackend) Reload() error {
 	}
 	return b.d.Reload(b.d.ConfigPath)
 }
+
+// neighbors opens the speaker's BGP sessions once the mitigation loop has
+// restored the stored mitigations into the RIB. Its Stop does nothing: the
+// sessions close with the speaker, after the mitigation loop has withdrawn
+// what withdraw_on_shutdown asks for.
+type neighbors struct {
+	speaker *bgp.Speaker
+	mit     *Mitigator
+}
+
+func (n neighbors) Start(ctx context.Context) error {
+	return n.speaker.OpenSessions(ctx, n.mit.Restored() > 0)
+}
+
+func (n neighbors) Stop(context.Context) error { return nil }

@@ -45,7 +45,7 @@ func daemonPolicy(t *testing.T) *policies.Policy {
 	return pol
 }
 
-var daemonComponents = []string{"hooks", "api", "speaker", "store", "mitigation", "detection", "source/exports"}
+var daemonComponents = []string{"hooks", "api", "speaker", "store", "mitigation", "neighbors", "detection", "source/exports"}
 
 // wantComponents checks the daemon's components, in start order, and their
 // states.

@@ -176,6 +176,7 @@ type Mitigator struct {
 	refused                                               map[string]uint64
 	budgetFull                                            map[string]uint64
 	activeN                                               atomic.Int64
+	restored                                              atomic.Int64
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -281,6 +282,7 @@ func (m *Mitigator) restore(ctx context.Context) error {
 	if m.store == nil {
 		return nil
 	}
+	m.restored.Store(0)
 	stored, err := m.store.Load()
 	if err != nil {
 		m.log.Error("some stored mitigations could not be read", "error", err.Error())
@@ -313,6 +315,7 @@ func (m *Mitigator) restore(ctx context.Context) error {
 			if err := m.announcer.Announce(ctx, &mt.Announcement); err != nil {
 				return fmt.Errorf("mitigation: re-announce %s: %w", mt.Key, err)
 			}
+			m.restored.Add(1)
 		}
 		m.active[mt.Key] = mt
 		m.log.Info("restored mitigation", "announcement", mt.Announcement.String(), "expires", mt.Expires.Format(time.RFC3339), "dry_run", mt.DryRun)
@@ -320,6 +323,9 @@ func (m *Mitigator) restore(ctx context.Context) error {
 	m.activeN.Store(int64(len(m.active)))
 	return nil
 }
+
+// Restored is how many stored mitigations the last Start announced again.
+func (m *Mitigator) Restored() int { return int(m.restored.Load()) }
 
 // do runs f in the event loop and waits for it.
 func (m *Mitigator) do(ctx context.Context, f func(context.Context)) error {

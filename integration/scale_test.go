@@ -43,6 +43,9 @@ func TestTenThousandFlowSpecRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Stop(context.Background())
+	if err := s.OpenSessions(ctx, false); err != nil {
+		t.Fatal(err)
+	}
 	if err := router.WaitEstablished(ctx, speakerAddr); err != nil {
 		t.Fatal(err)
 	}

@@ -207,7 +207,7 @@ func TestSIGTERMDrainsInOrder(t *testing.T) {
 	for _, m := range regexp.MustCompile(`supervisor: stopped: component=(\S+) took=`).FindAllStringSubmatch(log, -1) {
 		order = append(order, m[1])
 	}
-	want := []string{"config-watcher", "source/routers", "detection", "mitigation", "store", "speaker", "api", "hooks"}
+	want := []string{"config-watcher", "source/routers", "detection", "neighbors", "mitigation", "store", "speaker", "api", "hooks"}
 	if !slices.Equal(order, want) {
 		t.Errorf("stop order %q, want %q", order, want)
 	}

@@ -398,6 +398,43 @@ func (c *compiler) compileBGP(b *bgpBlock) {
 		}
 		g.Neighbors = append(g.Neighbors, n)
 	}
+	g.GracefulRestart = c.compileGR(b.GR)
+}
+
+func (c *compiler) compileGR(bs []grBlock) GracefulRestart {
+	gr := DefaultGracefulRestart()
+	if len(bs) == 0 {
+		return gr
+	}
+	for _, extra := range bs[1:] {
+		c.errorf(extra.DeclRange, "Duplicate graceful_restart block", "the bgp block takes one graceful_restart block; the first is at %s", rangeString(bs[0].DeclRange))
+	}
+	b := bs[0]
+	if b.Enabled != nil {
+		gr.Enabled = *b.Enabled
+	}
+	if b.Notification != nil {
+		gr.Notification = *b.Notification
+	}
+	if b.LongLived != nil {
+		gr.LongLived = *b.LongLived
+	}
+	within := func(e hcl.Expression, name string, lo, hi time.Duration, dst *time.Duration) {
+		d, rng, ok := c.duration(e)
+		if !ok {
+			return
+		}
+		if d < lo || d > hi || d%time.Second != 0 {
+			c.errorf(rng, "Invalid "+name, "%s %s is out of range; write whole seconds from %s to %s", name, d, lo, hi)
+			return
+		}
+		*dst = d
+	}
+	within(b.RestartTime, "restart_time", time.Second, 4095*time.Second, &gr.RestartTime)
+	within(b.DeferralTime, "deferral_time", time.Second, 10*time.Minute, &gr.DeferralTime)
+	// 24 bits of seconds on the wire.
+	within(b.LongLivedTime, "long_lived_time", time.Second, (1<<24-1)*time.Second, &gr.LongLivedTime)
+	return gr
 }
 
 // Announcement kinds a neighbour can receive.

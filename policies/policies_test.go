@@ -106,7 +106,7 @@ hooks {
 				return l
 			}(),
 		},
-		BGP:        BGP{ASN: 65000, RouterID: netip.MustParseAddr("192.0.2.254")},
+		BGP:        BGP{ASN: 65000, RouterID: netip.MustParseAddr("192.0.2.254"), GracefulRestart: DefaultGracefulRestart()},
 		Mitigation: Mitigation{DryRun: true, MaxActive: 500, StateFile: "/tmp/state.db"},
 		API:        API{Socket: "/tmp/fg.sock", Listen: netip.MustParseAddrPort("127.0.0.1:8080")},
 		Metrics:    Metrics{Listen: netip.MustParseAddrPort("127.0.0.1:9650")},
@@ -189,6 +189,32 @@ bgp {
 	}
 }
 
+func TestGracefulRestart(t *testing.T) {
+	pol, err := parseOne(t, `
+bgp {
+  asn       = 65000
+  router_id = "192.0.2.254"
+  graceful_restart {
+    restart_time    = "300s"
+    notification    = false
+    deferral_time   = "2s"
+    long_lived      = true
+    long_lived_time = "6h"
+  }
+}`)
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	want := GracefulRestart{Enabled: true, RestartTime: 300 * time.Second, DeferralTime: 2 * time.Second, LongLived: true, LongLivedTime: 6 * time.Hour}
+	if pol.BGP.GracefulRestart != want {
+		t.Errorf("graceful restart = %+v, want %+v", pol.BGP.GracefulRestart, want)
+	}
+	pol, err = parseOne(t, "bgp {\n  asn = 1\n  router_id = \"192.0.2.1\"\n  graceful_restart { enabled = false }\n}\n")
+	if err != nil || pol.BGP.GracefulRestart.Enabled || pol.BGP.GracefulRestart.RestartTime != DefaultRestartTime {
+		t.Errorf("disabled: %+v, %v", pol.BGP.GracefulRestart, err)
+	}
+}
+
 // TestErrors checks that each mistake is reported at its position with a
 // message that says what to write instead.
 func TestErrors(t *testing.T) {
@@ -245,6 +271,12 @@ func TestErrors(t *testing.T) {
 			`test.hcl:8:3: Empty whitelist_flow`},
 		{"whitelist_flow host bits", minimal + "hostgroup \"a\" {\n  prefixes = [\"192.0.2.0/24\"]\n  whitelist_flow { src = \"192.0.2.1/24\" }\n}\n",
 			`test.hcl:8:26: Prefix has host bits set`},
+		{"restart_time too long", "bgp {\n  asn = 1\n  router_id = \"192.0.2.1\"\n  graceful_restart { restart_time = \"2h\" }\n}\n",
+			`test.hcl:4:37: Invalid restart_time: restart_time 2h0m0s is out of range; write whole seconds from 1s to 1h8m15s`},
+		{"deferral_time fraction", "bgp {\n  asn = 1\n  router_id = \"192.0.2.1\"\n  graceful_restart { deferral_time = \"1.5s\" }\n}\n",
+			`test.hcl:4:38: Invalid deferral_time`},
+		{"two graceful_restart blocks", "bgp {\n  asn = 1\n  router_id = \"192.0.2.1\"\n  graceful_restart {}\n  graceful_restart {}\n}\n",
+			`test.hcl:5:3: Duplicate graceful_restart block: the bgp block takes one graceful_restart block; the first is at test.hcl:4:3`},
 		{"syntax", minimal + "hostgroup \"a\" {\n  prefixes = [\n}\n",
 			`test.hcl:8:1:`},
 	}

@@ -154,6 +154,49 @@ type BGP struct {
 	NextHopIPv4, NextHopIPv6 netip.Addr
 	// Neighbors are the routers the speaker peers with.
 	Neighbors []Neighbor
+	// GracefulRestart is negotiated with every neighbour for every family.
+	GracefulRestart GracefulRestart
+}
+
+// GracefulRestart is BGP graceful restart (RFC 4724) as the speaker
+// negotiates it: while the speaker restarts, routers that are helpers keep
+// its routes (marked stale) for RestartTime, and replace them with what it
+// announces once it is back and has sent End-of-RIB.
+type GracefulRestart struct {
+	// Enabled negotiates graceful restart. Default true.
+	Enabled bool
+	// RestartTime is how long a router keeps the routes after the
+	// session went down, waiting for it to come back. Default
+	// DefaultRestartTime; at most 4095 s (a 12-bit field on the wire).
+	RestartTime time.Duration
+	// Notification sets the N bit (RFC 8538): routes are also kept when
+	// the session ends with a NOTIFICATION other than Hard Reset, as at a
+	// clean stop. Default true.
+	Notification bool
+	// DeferralTime bounds how long a restarting speaker waits for the
+	// routers' End-of-RIB before it sends its routes and End-of-RIB
+	// anyway. Default DefaultDeferralTime.
+	DeferralTime time.Duration
+	// LongLived adds long-lived graceful restart (RFC 9494): once
+	// RestartTime has passed, routers keep the routes, marked LLGR_STALE,
+	// for LongLivedTime more. Default false.
+	LongLived bool
+	// LongLivedTime is the long-lived stale time. Default
+	// DefaultLongLivedTime.
+	LongLivedTime time.Duration
+}
+
+// Defaults of GracefulRestart.
+const (
+	DefaultRestartTime   = 120 * time.Second
+	DefaultDeferralTime  = 5 * time.Second
+	DefaultLongLivedTime = time.Hour
+)
+
+// DefaultGracefulRestart returns graceful restart with its defaults.
+func DefaultGracefulRestart() GracefulRestart {
+	return GracefulRestart{Enabled: true, RestartTime: DefaultRestartTime, Notification: true,
+		DeferralTime: DefaultDeferralTime, LongLivedTime: DefaultLongLivedTime}
 }
 
 // Community is a standard BGP community, ASN:value.

@@ -104,7 +104,18 @@ type bgpBlock struct {
 	NextHopIPv4 hcl.Expression  `hcl:"rtbh_next_hop_ipv4"`
 	NextHopIPv6 hcl.Expression  `hcl:"rtbh_next_hop_ipv6"`
 	Neighbors   []neighborBlock `hcl:"neighbor,block"`
+	GR          []grBlock       `hcl:"graceful_restart,block"`
 	DeclRange   hcl.Range       `hcl:",def_range"`
+}
+
+type grBlock struct {
+	Enabled       *bool          `hcl:"enabled"`
+	RestartTime   hcl.Expression `hcl:"restart_time"`
+	Notification  *bool          `hcl:"notification"`
+	DeferralTime  hcl.Expression `hcl:"deferral_time"`
+	LongLived     *bool          `hcl:"long_lived"`
+	LongLivedTime hcl.Expression `hcl:"long_lived_time"`
+	DeclRange     hcl.Range      `hcl:",def_range"`
 }
 
 type neighborBlock struct {

@@ -176,16 +176,30 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		tw.Flush()
 		fmt.Fprintln(stdout)
 		tw = tabwriter.NewWriter(stdout, 0, 2, 2, ' ', 0)
-		fmt.Fprintln(tw, "NEIGHBOR\tADDRESS\tASN\tSTATE\tADVERTISED")
+		fmt.Fprintln(tw, "NEIGHBOR\tADDRESS\tASN\tSTATE\tGRACEFUL RESTART\tADVERTISED")
 		if len(st.Neighbors) == 0 {
-			fmt.Fprintln(tw, "(none configured)\t\t\t\t")
+			fmt.Fprintln(tw, "(none configured)\t\t\t\t\t")
 		}
 		for _, n := range st.Neighbors {
 			var adv []string
 			for fam, k := range n.Advertised {
 				adv = append(adv, fmt.Sprintf("%s=%d", fam, k))
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", n.Name, n.Address, n.ASN, n.State, strings.Join(adv, " "))
+			gr := "off"
+			switch g := n.GracefulRestart; {
+			case g == nil:
+			case !n.Established:
+				gr = "-"
+			default:
+				gr = "on"
+				if g.PeerRestartTime > 0 {
+					gr += fmt.Sprintf(" (peer's %ds)", g.PeerRestartTime)
+				}
+				if g.Syncing {
+					gr += ", syncing"
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", n.Name, n.Address, n.ASN, n.State, gr, strings.Join(adv, " "))
 		}
 		tw.Flush()
 		d, m := st.Detection, st.Mitigation
