@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -34,8 +35,11 @@ type Speaker struct {
 	mu        sync.Mutex
 	running   bool
 	opened    bool // OpenSessions has added the neighbours
+	detached  bool // Stop leaves the sessions to the process's exit
 	cancel    context.CancelFunc
 	watchDone chan struct{}
+	runCtx    context.Context // lives from Start to Stop
+	rearmDone chan struct{}   // closed when keepRestarting has returned
 }
 
 // NewSpeaker returns a speaker for cfg. It starts nothing.
@@ -56,6 +60,9 @@ func (s *Speaker) Start(ctx context.Context) error {
 	defer s.mu.Unlock()
 	if s.running {
 		return errors.New("bgp: already started")
+	}
+	if s.detached {
+		return errors.New("bgp: the speaker was detached from its sessions")
 	}
 	s.serveOnce.Do(func() { go s.srv.Serve() })
 	global := &api.Global{
@@ -83,7 +90,8 @@ func (s *Speaker) Start(ctx context.Context) error {
 		cancel()
 		return unwind(err)
 	}
-	s.running, s.opened, s.cancel, s.watchDone = true, false, cancel, done
+	s.running, s.opened, s.cancel, s.watchDone, s.runCtx = true, false, cancel, done, wctx
+	s.rearmDone = nil
 	s.log.Info("speaker started", "asn", s.cfg.ASN, "router_id", s.cfg.RouterID.String(), "listen", listenString(s.cfg.Listen))
 	return nil
 }
@@ -95,7 +103,9 @@ func (s *Speaker) Start(ctx context.Context) error {
 // Forwarding State bits set), so that helpers keep the stale routes, and
 // GoBGP holds updates back until the routers' End-of-RIB (or the
 // deferral time) and then sends the whole RIB followed by End-of-RIB.
-// Routers drop whatever stale route that RIB no longer has.
+// Routers drop whatever stale route that RIB no longer has. The
+// neighbours are then added one after the other in the background (see
+// openRestarting); OpenSessions does not wait for them.
 //
 // Without restarting, the Forwarding State bit is clear and helpers drop
 // any stale routes of ours at once (RFC 4724, 4.2): nothing of ours is
@@ -111,24 +121,137 @@ func (s *Speaker) OpenSessions(ctx context.Context, restarting bool) error {
 	}
 	gr := s.cfg.GracefulRestart
 	restarting = restarting && gr.Enabled
-	var added []string
-	for _, n := range s.cfg.Neighbors {
-		if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: peerConfig(n, s.cfg, restarting)}); err != nil {
-			for _, a := range added {
-				_ = s.srv.DeletePeer(context.Background(), &api.DeletePeerRequest{Address: a})
-			}
-			return fmt.Errorf("bgp: add neighbor %s (%s): %w", n.Name, n.Address, err)
-		}
-		added = append(added, n.Address.String())
-		s.log.Info("neighbor configured", "name", n.Name, "address", n.Address.String(), "asn", n.ASN,
-			"port", n.Port, "passive", n.Passive, "families", n.Families)
-	}
-	s.opened = true
 	if gr.Enabled {
 		s.log.Info("graceful restart", "restarting", restarting, "restart_time", gr.RestartTime.String(),
 			"notification", gr.Notification, "long_lived", gr.LongLived)
 	}
+	if restarting {
+		s.opened = true
+		done := make(chan struct{})
+		s.rearmDone = done
+		go func() {
+			defer close(done)
+			s.openRestarting(s.runCtx, time.Now().Add(gr.RestartTime))
+		}()
+		return nil
+	}
+	var added []string
+	for _, n := range s.cfg.Neighbors {
+		if err := s.addPeer(ctx, n, false); err != nil {
+			for _, a := range added {
+				_ = s.srv.DeletePeer(context.Background(), &api.DeletePeerRequest{Address: a})
+			}
+			return err
+		}
+		added = append(added, n.Address.String())
+	}
+	s.opened = true
 	return nil
+}
+
+func (s *Speaker) addPeer(ctx context.Context, n policies.Neighbor, restarting bool) error {
+	if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: peerConfig(n, s.cfg, restarting)}); err != nil {
+		return fmt.Errorf("bgp: add neighbor %s (%s): %w", n.Name, n.Address, err)
+	}
+	s.log.Info("neighbor configured", "name", n.Name, "address", n.Address.String(), "asn", n.ASN,
+		"port", n.Port, "passive", n.Passive, "families", n.Families, "restarting", restarting)
+	return nil
+}
+
+// openEach is how long openRestarting waits for one neighbour's session
+// before it adds the next.
+const openEach = 3 * time.Second
+
+// openRestarting adds the neighbours as restarting, one after the other,
+// and keeps them restarting until each has connected once. It works
+// around a limit of GoBGP v3, which ends the restart of every neighbour
+// (clears the one flag behind the Restart State and Forwarding State bits)
+// as soon as the neighbours that are up have sent End-of-RIB, counting
+// those not yet connected as done: a neighbour that connected later would
+// open its session without the bits, and the router would drop our stale
+// routes at once (RFC 4724, 4.2) until the updates that follow arrive.
+//
+// A neighbour added after that moment keeps its flag, so the neighbours
+// are added one at a time: the next once the last is up or has not come
+// up within openEach. One that is added and not connected when another's
+// End-of-RIB ends the restart is added again with the flag; one caught in
+// the middle of opening is logged. This lasts until every neighbour has
+// been up once or the restart time has passed (the routers have dropped
+// the routes by then; the rest are added as they are).
+func (s *Speaker) openRestarting(ctx context.Context, deadline time.Time) {
+	pending := slices.Clone(s.cfg.Neighbors)
+	added := make(map[string]policies.Neighbor, len(pending))
+	up := make(map[string]bool, len(pending))
+	warned := make(map[string]bool)
+	var last string
+	var lastAt time.Time
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if len(pending) > 0 && (last == "" || up[last] || time.Since(lastAt) > openEach) {
+			n := pending[0]
+			pending = pending[1:]
+			if err := s.addPeer(ctx, n, true); err != nil {
+				s.log.Error("graceful restart: neighbor not added", "error", err.Error())
+				continue
+			}
+			last, lastAt = n.Address.String(), time.Now()
+			added[last] = n
+		}
+		if len(pending) == 0 && len(up) == len(added) {
+			return
+		}
+		if !time.Now().Before(deadline) {
+			for _, n := range pending {
+				if err := s.addPeer(ctx, n, false); err != nil {
+					s.log.Error("neighbor not added", "error", err.Error())
+				}
+			}
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		var rearm []string
+		err := s.srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
+			addr := p.GetConf().GetNeighborAddress()
+			if _, ok := added[addr]; !ok || up[addr] {
+				return
+			}
+			switch p.GetState().GetSessionState() {
+			case api.PeerState_ESTABLISHED:
+				up[addr] = true
+			case api.PeerState_OPENSENT, api.PeerState_OPENCONFIRM:
+				if !p.GetGracefulRestart().GetLocalRestarting() && !warned[addr] {
+					warned[addr] = true
+					s.log.Warn("neighbor is opening its session without the restart bits; it may drop our routes until it has our updates", "address", addr)
+				}
+			default:
+				if !p.GetGracefulRestart().GetLocalRestarting() {
+					rearm = append(rearm, addr)
+				}
+			}
+		})
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("graceful restart: list neighbors", "error", err.Error())
+			}
+			continue
+		}
+		for _, addr := range rearm {
+			if err := s.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr}); err != nil {
+				s.log.Warn("graceful restart: re-add neighbor", "address", addr, "error", err.Error())
+				continue
+			}
+			if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: peerConfig(added[addr], s.cfg, true)}); err != nil {
+				s.log.Error("graceful restart: re-add neighbor", "address", addr, "error", err.Error())
+				continue
+			}
+			s.log.Debug("neighbor added again as restarting: the restart ended before it connected", "address", addr)
+		}
+	}
 }
 
 // rejectImports installs a global import policy that rejects every route
@@ -169,12 +292,24 @@ func listenString(ap netip.AddrPort) string {
 	return ap.String()
 }
 
-// Stop closes every session and stops the BGP instance. GoBGP v3 ends
-// each session with a NOTIFICATION Cease (Peer De-configured), never Hard
-// Reset: routers that negotiated graceful restart with the N bit (RFC
-// 8538) keep the routes, stale, for the restart time; others drop them.
-// (A "keep the routes" choice on StopBgp exists only in GoBGP v4; to drop
-// them, withdraw first: withdraw_on_shutdown.)
+// Detach makes the next Stop leave the BGP sessions open, for a process
+// about to exit: the kernel then closes them without a NOTIFICATION, which
+// graceful restart helpers treat as a restart (RFC 4724): they keep the
+// routes, stale, for the restart time, and the next start takes them over.
+// A stop through GoBGP cannot do that: v3's StopBgp ends every session
+// with a NOTIFICATION Cease (Peer De-configured), which makes a helper
+// drop the routes at once, and where the N bit (RFC 8538) was negotiated
+// GoBGP sends it as Cease Hard Reset, which means the same. (A stop that
+// keeps the routes exists only in GoBGP v4.)
+func (s *Speaker) Detach() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.detached = true
+}
+
+// Stop closes every session with a NOTIFICATION, so that routers drop the
+// routes, and stops the BGP instance; after Detach it leaves the sessions
+// to close with the process instead (see Detach).
 func (s *Speaker) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -183,7 +318,15 @@ func (s *Speaker) Stop(ctx context.Context) error {
 	}
 	s.cancel()
 	<-s.watchDone
+	if s.rearmDone != nil {
+		<-s.rearmDone
+	}
 	s.running, s.opened = false, false
+	if s.detached {
+		s.log.Info("speaker stopped; its sessions close with the process, so that routers keep the routes for the restart time",
+			"restart_time", s.cfg.GracefulRestart.RestartTime.String())
+		return nil
+	}
 	if err := s.srv.StopBgp(ctx, &api.StopBgpRequest{}); err != nil {
 		return fmt.Errorf("bgp: stop: %w", err)
 	}

@@ -108,9 +108,12 @@ func TestOpenSessionsGracefulRestart(t *testing.T) {
 		if err := s.OpenSessions(ctx, tc.restarting); err == nil {
 			t.Fatalf("%s: second OpenSessions succeeded", tc.name)
 		}
+		// A restarting speaker adds its neighbours in the background.
 		var peers []*api.Peer
-		if err := s.srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) { peers = append(peers, p) }); err != nil {
-			t.Fatal(err)
+		for deadline := time.Now().Add(5 * time.Second); len(peers) == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if err := s.srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) { peers = append(peers, p) }); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if len(peers) != 1 {
 			t.Fatalf("%s: %d peers", tc.name, len(peers))

@@ -169,6 +169,18 @@ func (d *Daemon) Stop(ctx context.Context) error {
 	return d.sup.Stop(ctx)
 }
 
+// Shutdown is the last Stop of a process about to exit. With graceful
+// restart on and withdraw_on_shutdown off it leaves the BGP sessions to
+// close with the process, without a NOTIFICATION, so that routers keep
+// every route until the next start takes them over (see
+// bgp.Speaker.Detach). The daemon cannot be started again.
+func (d *Daemon) Shutdown(ctx context.Context) error {
+	if pol := d.Policy(); pol.BGP.GracefulRestart.Enabled && !pol.Mitigation.WithdrawOnShutdown {
+		d.Speaker.Detach()
+	}
+	return d.Stop(ctx)
+}
+
 // Components returns the state of every component, in start order.
 func (d *Daemon) Components() []supervisor.Status { return d.sup.Status() }
 

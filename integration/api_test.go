@@ -286,17 +286,7 @@ func TestAPI(t *testing.T) {
 			conn.Write(b)
 		}
 		conn.Write([]byte("garbage"))
-		var text string
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
-			_, text = httpDo(t, "GET", "http://"+l.metrics+"/metrics", "", "")
-			if strings.Contains(text, `floodgate_flow_records_total{listener="test",protocol="netflow"} 100`) &&
-				strings.Contains(text, `floodgate_flow_malformed_datagrams_total{listener="test",protocol="netflow"} 1`) {
-				break
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		for _, want := range []string{
+		wants := []string{
 			`floodgate_flow_datagrams_total{listener="test",protocol="netflow"} 12`,
 			`floodgate_flow_records_total{listener="test",protocol="netflow"} 100`,
 			`floodgate_flow_malformed_datagrams_total{listener="test",protocol="netflow"} 1`,
@@ -305,10 +295,25 @@ func TestAPI(t *testing.T) {
 			`floodgate_flow_exporter_malformed_datagrams_total{exporter="127.0.0.1",listener="test"} 1`,
 			`floodgate_mitigation_active{hostgroup="customers",kind="flowspec"} 1`,
 			`floodgate_mitigation_refusals_total{reason="outside_monitored"} 3`,
-		} {
-			if !strings.Contains(text, want) {
-				t.Errorf("metrics lack %q", want)
+		}
+		// The listener counts a record before detection does: wait for
+		// every counter, not only the first.
+		var text string
+		var missing []string
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			_, text = httpDo(t, "GET", "http://"+l.metrics+"/metrics", "", "")
+			missing = missing[:0]
+			for _, want := range wants {
+				if !strings.Contains(text, want) {
+					missing = append(missing, want)
+				}
 			}
+			if len(missing) == 0 || time.Now().After(deadline) {
+				break
+			}
+		}
+		for _, want := range missing {
+			t.Errorf("metrics lack %q", want)
 		}
 		problems, err := promlint.New(strings.NewReader(text)).Lint()
 		if err != nil {

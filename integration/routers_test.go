@@ -48,9 +48,20 @@ func routerTopology() lab.Topology {
 // routerConfig is floodgate's configuration in the lab: a neighbour per
 // session of ctl, a NetFlow listener on ctl's loopback, the API on a unix
 // socket the test can reach.
-func routerConfig(l *lab.Lab, dir string) string {
+func routerConfig(l *lab.Lab, dir string) string { return ctlConfig(l, dir, "ctl") }
+
+// ctlConfig is routerConfig for the floodgate in ctl node ctl: its
+// sessions only, and its first IPv4 link address as router id.
+func ctlConfig(l *lab.Lab, dir, ctl string) string {
 	var nb strings.Builder
+	var routerID netip.Addr
 	for i, s := range l.Sessions() {
+		if s.Ctl != ctl {
+			continue
+		}
+		if !routerID.IsValid() && s.CtlAddr.Is4() {
+			routerID = s.CtlAddr
+		}
 		fams := make([]string, len(s.Families))
 		for j, f := range s.Families {
 			fams[j] = fmt.Sprintf("%q", string(f))
@@ -70,7 +81,7 @@ sources {
 }
 bgp {
   asn       = %d
-  router_id = "10.0.1.1"
+  router_id = "%s"
   rtbh_communities = ["65000:666"]
 %s
 }
@@ -89,7 +100,7 @@ hostgroup "customers" {
     duration = "1m"
   }
 }
-`, controllerASN, nb.String(), filepath.Join(dir, "api.sock"), filepath.Join(dir, "state.db"))
+`, controllerASN, routerID, nb.String(), filepath.Join(dir, "api.sock"), filepath.Join(dir, "state.db"))
 }
 
 // inNetns runs fn in network namespace ns (a lab's).

@@ -203,7 +203,7 @@ wait:
 	signal.Stop(sigs) // a second signal kills the process at once
 	ctx, cancel := context.WithTimeout(context.Background(), d.Policy().Daemon.ShutdownTimeout)
 	defer cancel()
-	if err := d.Stop(ctx); err != nil {
+	if err := d.Shutdown(ctx); err != nil {
 		log.Error("stop", "error", err.Error())
 		return exitFailure
 	}

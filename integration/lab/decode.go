@@ -45,6 +45,7 @@ func routeFromPath(fam Family, p *api.Path) (Route, error) {
 		return Route{}, err
 	}
 	r.Best = p.GetBest()
+	r.Stale = p.GetStale()
 	if a, err := netip.ParseAddr(p.GetNeighborIp()); err == nil && !a.IsUnspecified() {
 		r.From = a.Unmap()
 	}

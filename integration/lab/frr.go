@@ -415,6 +415,7 @@ type frrUnicastPath struct {
 	LastUpdate *struct {
 		Epoch int64 `json:"epoch"`
 	} `json:"lastUpdate"`
+	Stale    bool `json:"stale"`
 	Nexthops []struct {
 		IP    string `json:"ip"`
 		Scope string `json:"scope"`
@@ -468,6 +469,7 @@ func parseFRRUnicast(fam Family, out []byte) ([]Route, error) {
 			if path.Bestpath != nil {
 				r.Best = path.Bestpath.Overall
 			}
+			r.Stale = path.Stale
 			if path.LastUpdate != nil && path.LastUpdate.Epoch != 0 {
 				r.Received = time.Unix(path.LastUpdate.Epoch, 0)
 			}

@@ -361,10 +361,18 @@ func (c GoBGPConfig) toml() string {
 		}
 		fmt.Fprintf(&b, "    remote-port = %d\n", n.Port)
 		fmt.Fprintf(&b, "    passive-mode = %t\n", n.Passive)
+		// A graceful restart helper, as FRR, BIRD, Junos and EOS are by
+		// default (gobgpd is not): it keeps a restarting peer's routes.
+		fmt.Fprintf(&b, "  [neighbors.graceful-restart.config]\n")
+		fmt.Fprintf(&b, "    enabled = true\n")
+		fmt.Fprintf(&b, "    helper-only = true\n")
+		fmt.Fprintf(&b, "    notification-enabled = true\n")
 		for _, f := range n.Families {
 			fmt.Fprintf(&b, "  [[neighbors.afi-safis]]\n")
 			fmt.Fprintf(&b, "    [neighbors.afi-safis.config]\n")
 			fmt.Fprintf(&b, "      afi-safi-name = %q\n", string(f))
+			fmt.Fprintf(&b, "    [neighbors.afi-safis.mp-graceful-restart.config]\n")
+			fmt.Fprintf(&b, "      enabled = true\n")
 		}
 	}
 	return b.String()

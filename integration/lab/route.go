@@ -97,6 +97,10 @@ type Route struct {
 	From netip.Addr
 	// Best reports whether the router selected this path as best.
 	Best bool
+	// Stale reports a route kept from a session that went down, waiting
+	// for the peer to come back (graceful restart): gobgpd reports it for
+	// every family, FRR for unicast; BIRD and ExaBGP never set it.
+	Stale bool
 	// Received is when the router received or originated the path, as the
 	// router reports it (zero if it does not).
 	Received time.Time
@@ -137,6 +141,9 @@ func (r Route) String() string {
 	}
 	if r.Best {
 		b.WriteString(" best")
+	}
+	if r.Stale {
+		b.WriteString(" stale")
 	}
 	return b.String()
 }
