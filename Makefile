@@ -13,7 +13,7 @@ TEST_TOOLS := gobgpd:gobgpd gobgp:gobgpd ip:iproute2 tmux:tmux tcpreplay:tcprepl
 PREFIX  ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all build run check test test-deps lint unit fuzz bench bench-e2e soak install clean
+.PHONY: all build run check test test-deps lint unit fuzz bench bench-e2e soak chaos install clean
 
 all: build
 
@@ -89,6 +89,13 @@ HOST_HOURS ?= 1000
 soak:
 	FLOODGATE_SOAK=$(SOAK) $(GO) test -count=1 -run '^TestPipeline' -v ./integration/
 	FLOODGATE_HOST_HOURS=$(HOST_HOURS) $(GO) test -count=1 -timeout 60m -run '^TestSampledEstimateNeedsConfidence$$' -v ./detect/
+
+# The chaos campaign: 30 attacks through sFlow and NetFlow v9 into two
+# redundant speakers peering with FRR, BIRD and gobgpd, while floodgate
+# processes are killed and routers restarted at random moments (root).
+# make test runs a shorter one. CHAOS_SEED=n replays a campaign.
+chaos: test-deps
+	FLOODGATE_CHAOS=full FLOODGATE_CHAOS_SEED=$(CHAOS_SEED) FLOODGATE_INTEGRATION=1 $(GO) test -count=1 -timeout 30m -run '^TestChaos$$' -v ./integration/ | grep -v '^=== '
 
 clean:
 	rm -rf bin bench.txt
