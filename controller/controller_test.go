@@ -273,6 +273,26 @@ func TestRestartRestores(t *testing.T) {
 	})
 }
 
+// TestRestoredForgetsAttackIDs: attack ids start from 1 in every process,
+// so a restored mitigation must not be kept on by a new attack that
+// happens to have the id of its old one.
+func TestRestoredForgetsAttackIDs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pol := testPolicy(t, false)
+		h := newHarness(t, pol)
+		h.send(detect.AttackStarted, sig(6, "203.0.113.10"))
+		h.stop()
+		h2 := newHarness(t, pol)
+		defer h2.stop()
+		h2.send(detect.AttackStarted, sig(1, "203.0.113.10")) // seen again, under a new id
+		h2.send(detect.AttackStarted, sig(6, "203.0.113.11")) // another attack, the old id
+		h2.send(detect.AttackEnded, sig(1, "203.0.113.10"))
+		time.Sleep(61 * time.Second)
+		synctest.Wait()
+		h2.wantCalls("announce rtbh:203.0.113.10/32", "announce rtbh:203.0.113.11/32", "withdraw rtbh:203.0.113.10/32")
+	})
+}
+
 func TestBanUnban(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		pol := testPolicy(t, false)

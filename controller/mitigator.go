@@ -29,7 +29,9 @@ type Mitigation struct {
 	// Hostgroup and Response name the policy that made it ("manual" for
 	// a manual ban).
 	Hostgroup, Response string
-	// AttackID is the attack that caused it (0 for a manual ban).
+	// AttackID is the attack that caused it: 0 for a manual ban, and for
+	// a mitigation restored at start until detection sees its attack
+	// again.
 	AttackID uint64
 	// Merged are the other attacks an aggregate rule stands for (a
 	// carpet or a wave of same-shape attacks on several hosts).
@@ -310,6 +312,11 @@ func (m *Mitigator) restore(ctx context.Context) error {
 		if mt.AttackEnded.IsZero() {
 			mt.AttackEnded = now
 		}
+		// Attack ids are detection's, counted from 1 by every process:
+		// the old ones would tie the mitigation to whatever attack of
+		// this process has the same id, and extend it while that one
+		// lasts. A new detection of its attack ties it again (extend).
+		mt.AttackID, mt.Merged = 0, nil
 		mt.DryRun = mt.DryRun || pol.Mitigation.DryRun
 		if !mt.DryRun {
 			if err := m.announcer.Announce(ctx, &mt.Announcement); err != nil {
