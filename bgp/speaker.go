@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -23,36 +22,73 @@ import (
 	"github.com/floodgate-ddos/floodgate/policies"
 )
 
-// Speaker is the embedded GoBGP server. There is one per process: GoBGP's
-// serve loop never returns, so the server is created once and started and
-// stopped with StartBgp/StopBgp.
+// Speaker is the embedded GoBGP speaker. It runs one GoBGP instance per
+// neighbour it connects to, and one more, listening, for the neighbours
+// that connect to it (passive): each instance holds the same RIB. An
+// instance per neighbour keeps graceful restart per neighbour: GoBGP v3
+// ends a restart for every neighbour of an instance as soon as those that
+// are up have sent End-of-RIB, which would make one that connects a moment
+// later open its session without the restart bits (see OpenSessions).
+//
+// GoBGP's serve loop never returns, so each instance's server is created
+// once and started and stopped with StartBgp/StopBgp.
 type Speaker struct {
-	cfg policies.BGP
-	log hclog.Logger
-	srv *server.BgpServer
+	cfg   policies.BGP
+	log   hclog.Logger
+	insts []*instance
 
-	serveOnce sync.Once
 	mu        sync.Mutex
 	running   bool
 	opened    bool // OpenSessions has added the neighbours
 	detached  bool // Stop leaves the sessions to the process's exit
 	cancel    context.CancelFunc
-	watchDone chan struct{}
 	runCtx    context.Context // lives from Start to Stop
+	watches   sync.WaitGroup  // the instances' event watchers
 	rearmDone chan struct{}   // closed when keepRestarting has returned
+}
+
+// instance is one GoBGP server and the neighbours it peers with.
+type instance struct {
+	srv       *server.BgpServer
+	neighbors []policies.Neighbor
+	listen    bool // accepts sessions on cfg.Listen
+	serveOnce sync.Once
 }
 
 // NewSpeaker returns a speaker for cfg. It starts nothing.
 func NewSpeaker(cfg policies.BGP, logger hclog.Logger) *Speaker {
 	l := logger.Named("bgp")
-	return &Speaker{
-		cfg: cfg,
-		log: l,
-		srv: server.NewBgpServer(server.LoggerOption(&gobgpLogger{l.Named("gobgp")})),
+	s := &Speaker{cfg: cfg, log: l}
+	newInstance := func() *instance {
+		return &instance{srv: server.NewBgpServer(server.LoggerOption(&gobgpLogger{l.Named("gobgp")}))}
 	}
+	var shared *instance
+	if cfg.Listen.IsValid() {
+		shared = newInstance()
+		shared.listen = true
+	}
+	for _, n := range cfg.Neighbors {
+		if n.Passive {
+			if shared == nil {
+				shared = newInstance()
+			}
+			shared.neighbors = append(shared.neighbors, n)
+			continue
+		}
+		in := newInstance()
+		in.neighbors = []policies.Neighbor{n}
+		s.insts = append(s.insts, in)
+	}
+	if shared != nil || len(s.insts) == 0 {
+		if shared == nil {
+			shared = newInstance() // no neighbour: a RIB all the same
+		}
+		s.insts = append([]*instance{shared}, s.insts...)
+	}
+	return s
 }
 
-// Start starts the BGP instance and rejects every route neighbours send
+// Start starts the BGP instances and rejects every route neighbours send
 // (the speaker only announces). It opens no session: OpenSessions does,
 // once what must be announced first is in the RIB.
 func (s *Speaker) Start(ctx context.Context) error {
@@ -64,48 +100,49 @@ func (s *Speaker) Start(ctx context.Context) error {
 	if s.detached {
 		return errors.New("bgp: the speaker was detached from its sessions")
 	}
-	s.serveOnce.Do(func() { go s.srv.Serve() })
-	global := &api.Global{
-		Asn:        s.cfg.ASN,
-		RouterId:   s.cfg.RouterID.String(),
-		ListenPort: -1,
-	}
-	if s.cfg.Listen.IsValid() {
-		global.ListenPort = int32(s.cfg.Listen.Port())
-		global.ListenAddresses = []string{s.cfg.Listen.Addr().String()}
-	}
-	if err := s.srv.StartBgp(ctx, &api.StartBgpRequest{Global: global}); err != nil {
-		return fmt.Errorf("bgp: start: %w", err)
-	}
+	wctx, cancel := context.WithCancel(context.Background())
+	var started []*instance
 	unwind := func(err error) error {
-		_ = s.srv.StopBgp(context.Background(), &api.StopBgpRequest{})
+		cancel()
+		s.watches.Wait()
+		for _, in := range started {
+			_ = in.srv.StopBgp(context.Background(), &api.StopBgpRequest{})
+		}
 		return err
 	}
-	if err := s.rejectImports(ctx); err != nil {
-		return unwind(err)
+	for _, in := range s.insts {
+		in.serveOnce.Do(func() { go in.srv.Serve() })
+		global := &api.Global{Asn: s.cfg.ASN, RouterId: s.cfg.RouterID.String(), ListenPort: -1}
+		if in.listen {
+			global.ListenPort = int32(s.cfg.Listen.Port())
+			global.ListenAddresses = []string{s.cfg.Listen.Addr().String()}
+		}
+		if err := in.srv.StartBgp(ctx, &api.StartBgpRequest{Global: global}); err != nil {
+			return unwind(fmt.Errorf("bgp: start: %w", err))
+		}
+		started = append(started, in)
+		if err := rejectImports(ctx, in.srv); err != nil {
+			return unwind(err)
+		}
+		if err := s.watchPeers(wctx, in.srv); err != nil {
+			return unwind(err)
+		}
 	}
-	wctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	if err := s.watchPeers(wctx, done); err != nil {
-		cancel()
-		return unwind(err)
-	}
-	s.running, s.opened, s.cancel, s.watchDone, s.runCtx = true, false, cancel, done, wctx
+	s.running, s.opened, s.cancel, s.runCtx = true, false, cancel, wctx
 	s.rearmDone = nil
-	s.log.Info("speaker started", "asn", s.cfg.ASN, "router_id", s.cfg.RouterID.String(), "listen", listenString(s.cfg.Listen))
+	s.log.Info("speaker started", "asn", s.cfg.ASN, "router_id", s.cfg.RouterID.String(), "listen", listenString(s.cfg.Listen),
+		"instances", len(s.insts))
 	return nil
 }
 
-// OpenSessions adds the configured neighbours, which opens the sessions.
-// restarting says that the RIB holds routes the routers had before this
-// process started (restored mitigations): with graceful restart on, the
-// sessions then open as a restarting speaker (Restart State and
-// Forwarding State bits set), so that helpers keep the stale routes, and
-// GoBGP holds updates back until the routers' End-of-RIB (or the
-// deferral time) and then sends the whole RIB followed by End-of-RIB.
-// Routers drop whatever stale route that RIB no longer has. The
-// neighbours are then added one after the other in the background (see
-// openRestarting); OpenSessions does not wait for them.
+// OpenSessions adds the configured neighbours, which opens the sessions,
+// all at once. restarting says that the RIB holds routes the routers had
+// before this process started (restored mitigations): with graceful
+// restart on, the sessions then open as a restarting speaker (Restart
+// State and Forwarding State bits set), so that helpers keep the stale
+// routes, and GoBGP holds updates back until the router's End-of-RIB (or
+// the deferral time) and then sends the whole RIB followed by End-of-RIB.
+// Routers drop whatever stale route that RIB no longer has.
 //
 // Without restarting, the Forwarding State bit is clear and helpers drop
 // any stale routes of ours at once (RFC 4724, 4.2): nothing of ours is
@@ -125,32 +162,37 @@ func (s *Speaker) OpenSessions(ctx context.Context, restarting bool) error {
 		s.log.Info("graceful restart", "restarting", restarting, "restart_time", gr.RestartTime.String(),
 			"notification", gr.Notification, "long_lived", gr.LongLived)
 	}
-	if restarting {
-		s.opened = true
-		done := make(chan struct{})
-		s.rearmDone = done
-		go func() {
-			defer close(done)
-			s.openRestarting(s.runCtx, time.Now().Add(gr.RestartTime))
-		}()
-		return nil
+	type added struct {
+		in   *instance
+		addr string
 	}
-	var added []string
-	for _, n := range s.cfg.Neighbors {
-		if err := s.addPeer(ctx, n, false); err != nil {
-			for _, a := range added {
-				_ = s.srv.DeletePeer(context.Background(), &api.DeletePeerRequest{Address: a})
+	var done []added
+	for _, in := range s.insts {
+		for _, n := range in.neighbors {
+			if err := s.addPeer(ctx, in, n, restarting); err != nil {
+				for _, a := range done {
+					_ = a.in.srv.DeletePeer(context.Background(), &api.DeletePeerRequest{Address: a.addr})
+				}
+				return err
 			}
-			return err
+			done = append(done, added{in, n.Address.String()})
 		}
-		added = append(added, n.Address.String())
 	}
 	s.opened = true
+	if restarting && len(s.insts[0].neighbors) > 1 {
+		in := s.insts[0]
+		rearm := make(chan struct{})
+		s.rearmDone = rearm
+		go func() {
+			defer close(rearm)
+			s.keepRestarting(s.runCtx, in, time.Now().Add(gr.RestartTime))
+		}()
+	}
 	return nil
 }
 
-func (s *Speaker) addPeer(ctx context.Context, n policies.Neighbor, restarting bool) error {
-	if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: peerConfig(n, s.cfg, restarting)}); err != nil {
+func (s *Speaker) addPeer(ctx context.Context, in *instance, n policies.Neighbor, restarting bool) error {
+	if err := in.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: peerConfig(n, s.cfg, restarting)}); err != nil {
 		return fmt.Errorf("bgp: add neighbor %s (%s): %w", n.Name, n.Address, err)
 	}
 	s.log.Info("neighbor configured", "name", n.Name, "address", n.Address.String(), "asn", n.ASN,
@@ -158,66 +200,37 @@ func (s *Speaker) addPeer(ctx context.Context, n policies.Neighbor, restarting b
 	return nil
 }
 
-// openEach is how long openRestarting waits for one neighbour's session
-// before it adds the next.
-const openEach = 3 * time.Second
-
-// openRestarting adds the neighbours as restarting, one after the other,
-// and keeps them restarting until each has connected once. It works
-// around a limit of GoBGP v3, which ends the restart of every neighbour
-// (clears the one flag behind the Restart State and Forwarding State bits)
-// as soon as the neighbours that are up have sent End-of-RIB, counting
-// those not yet connected as done: a neighbour that connected later would
-// open its session without the bits, and the router would drop our stale
-// routes at once (RFC 4724, 4.2) until the updates that follow arrive.
-//
-// A neighbour added after that moment keeps its flag, so the neighbours
-// are added one at a time: the next once the last is up or has not come
-// up within openEach. One that is added and not connected when another's
-// End-of-RIB ends the restart is added again with the flag; one caught in
-// the middle of opening is logged. This lasts until every neighbour has
-// been up once or the restart time has passed (the routers have dropped
-// the routes by then; the rest are added as they are).
-func (s *Speaker) openRestarting(ctx context.Context, deadline time.Time) {
-	pending := slices.Clone(s.cfg.Neighbors)
-	added := make(map[string]policies.Neighbor, len(pending))
-	up := make(map[string]bool, len(pending))
+// keepRestarting keeps the neighbours of the listening instance, which
+// shares one GoBGP server, restarting until each has connected once. GoBGP
+// v3 ends the restart of every neighbour of a server (clears the flag
+// behind the Restart State and Forwarding State bits) as soon as those
+// that are up have sent End-of-RIB, counting those not yet connected as
+// done; one that connected later would open its session without the bits,
+// and the router would drop our stale routes at once (RFC 4724, 4.2). So a
+// neighbour that is not connected and has lost the flag is added again
+// with it, and one caught in the middle of opening is logged. This lasts
+// until every neighbour has been up once or the restart time has passed
+// (the routers have dropped the routes by then). The neighbours the
+// speaker connects to have an instance each and need none of this.
+func (s *Speaker) keepRestarting(ctx context.Context, in *instance, deadline time.Time) {
+	byAddr := make(map[string]policies.Neighbor, len(in.neighbors))
+	for _, n := range in.neighbors {
+		byAddr[n.Address.String()] = n
+	}
+	up := make(map[string]bool, len(byAddr))
 	warned := make(map[string]bool)
-	var last string
-	var lastAt time.Time
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	for {
-		if len(pending) > 0 && (last == "" || up[last] || time.Since(lastAt) > openEach) {
-			n := pending[0]
-			pending = pending[1:]
-			if err := s.addPeer(ctx, n, true); err != nil {
-				s.log.Error("graceful restart: neighbor not added", "error", err.Error())
-				continue
-			}
-			last, lastAt = n.Address.String(), time.Now()
-			added[last] = n
-		}
-		if len(pending) == 0 && len(up) == len(added) {
-			return
-		}
-		if !time.Now().Before(deadline) {
-			for _, n := range pending {
-				if err := s.addPeer(ctx, n, false); err != nil {
-					s.log.Error("neighbor not added", "error", err.Error())
-				}
-			}
-			return
-		}
+	for len(up) < len(byAddr) && time.Now().Before(deadline) {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
 		var rearm []string
-		err := s.srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
+		err := in.srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
 			addr := p.GetConf().GetNeighborAddress()
-			if _, ok := added[addr]; !ok || up[addr] {
+			if _, ok := byAddr[addr]; !ok || up[addr] {
 				return
 			}
 			switch p.GetState().GetSessionState() {
@@ -241,11 +254,11 @@ func (s *Speaker) openRestarting(ctx context.Context, deadline time.Time) {
 			continue
 		}
 		for _, addr := range rearm {
-			if err := s.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr}); err != nil {
+			if err := in.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr}); err != nil {
 				s.log.Warn("graceful restart: re-add neighbor", "address", addr, "error", err.Error())
 				continue
 			}
-			if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: peerConfig(added[addr], s.cfg, true)}); err != nil {
+			if err := in.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: peerConfig(byAddr[addr], s.cfg, true)}); err != nil {
 				s.log.Error("graceful restart: re-add neighbor", "address", addr, "error", err.Error())
 				continue
 			}
@@ -258,7 +271,7 @@ func (s *Speaker) openRestarting(ctx context.Context, deadline time.Time) {
 // learnt from a neighbour (internal or external) and accepts the speaker's
 // own: Floodgate only announces. The global import policy sees local paths
 // too, so a plain default-reject would drop them.
-func (s *Speaker) rejectImports(ctx context.Context) error {
+func rejectImports(ctx context.Context, srv *server.BgpServer) error {
 	const name = "floodgate-reject-learnt"
 	stmt := func(n string, rt api.Conditions_RouteType) *api.Statement {
 		return &api.Statement{
@@ -271,10 +284,10 @@ func (s *Speaker) rejectImports(ctx context.Context) error {
 		stmt(name+"-internal", api.Conditions_ROUTE_TYPE_INTERNAL),
 		stmt(name+"-external", api.Conditions_ROUTE_TYPE_EXTERNAL),
 	}}
-	if err := s.srv.AddPolicy(ctx, &api.AddPolicyRequest{Policy: pol, ReferExistingStatements: false}); err != nil {
+	if err := srv.AddPolicy(ctx, &api.AddPolicyRequest{Policy: pol, ReferExistingStatements: false}); err != nil {
 		return fmt.Errorf("bgp: import policy: %w", err)
 	}
-	if err := s.srv.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
+	if err := srv.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
 		Name:          "global",
 		Direction:     api.PolicyDirection_IMPORT,
 		Policies:      []*api.Policy{{Name: name}},
@@ -317,7 +330,7 @@ func (s *Speaker) Stop(ctx context.Context) error {
 		return nil
 	}
 	s.cancel()
-	<-s.watchDone
+	s.watches.Wait()
 	if s.rearmDone != nil {
 		<-s.rearmDone
 	}
@@ -327,20 +340,28 @@ func (s *Speaker) Stop(ctx context.Context) error {
 			"restart_time", s.cfg.GracefulRestart.RestartTime.String())
 		return nil
 	}
-	if err := s.srv.StopBgp(ctx, &api.StopBgpRequest{}); err != nil {
-		return fmt.Errorf("bgp: stop: %w", err)
+	var errs []error
+	for _, in := range s.insts {
+		if err := in.srv.StopBgp(ctx, &api.StopBgpRequest{}); err != nil {
+			errs = append(errs, fmt.Errorf("bgp: stop: %w", err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
 	s.log.Info("speaker stopped")
 	return nil
 }
 
-// watchPeers logs neighbour state changes. GoBGP calls the callback from
-// its own goroutine; it only logs, so it never blocks GoBGP.
-func (s *Speaker) watchPeers(ctx context.Context, done chan struct{}) error {
+// watchPeers logs the neighbour state changes of srv until ctx ends. GoBGP
+// calls the callback from its own goroutine; it only logs, so it never
+// blocks GoBGP.
+func (s *Speaker) watchPeers(ctx context.Context, srv *server.BgpServer) error {
 	started := make(chan error, 1)
+	s.watches.Add(1)
 	go func() {
-		defer close(done)
-		err := s.srv.WatchEvent(ctx, &api.WatchEventRequest{Peer: &api.WatchEventRequest_Peer{}}, func(r *api.WatchEventResponse) {
+		defer s.watches.Done()
+		err := srv.WatchEvent(ctx, &api.WatchEventRequest{Peer: &api.WatchEventRequest_Peer{}}, func(r *api.WatchEventResponse) {
 			pe := r.GetPeer()
 			if pe == nil || pe.Type != api.WatchEventResponse_PeerEvent_STATE || pe.Peer == nil || pe.Peer.State == nil {
 				return
@@ -355,7 +376,6 @@ func (s *Speaker) watchPeers(ctx context.Context, done chan struct{}) error {
 		}
 	}()
 	if err := <-started; err != nil {
-		<-done
 		return fmt.Errorf("bgp: watch peers: %w", err)
 	}
 	return nil
@@ -421,20 +441,22 @@ func familyOf(name string) *api.Family {
 	}
 }
 
-// Announce adds a to the global RIB, which sends it to every neighbour
-// that negotiated its family.
+// Announce adds a to the RIB of every instance, which sends it to every
+// neighbour that negotiated its family.
 func (s *Speaker) Announce(ctx context.Context, a *flowspec.Announcement) error {
 	p, err := Path(a)
 	if err != nil {
 		return err
 	}
-	if _, err := s.srv.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: p}); err != nil {
-		return fmt.Errorf("bgp: announce %s: %w", a.Key(), err)
+	for _, in := range s.insts {
+		if _, err := in.srv.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: p}); err != nil {
+			return fmt.Errorf("bgp: announce %s: %w", a.Key(), err)
+		}
 	}
 	return nil
 }
 
-// Withdraw removes a from the global RIB. It always names the path: an
+// Withdraw removes a from the RIB of every instance. It always names the path: an
 // empty DeletePathRequest would withdraw everything.
 func (s *Speaker) Withdraw(ctx context.Context, a *flowspec.Announcement) error {
 	p, err := Path(a)
@@ -444,10 +466,13 @@ func (s *Speaker) Withdraw(ctx context.Context, a *flowspec.Announcement) error 
 	if p == nil || p.Nlri == nil {
 		return fmt.Errorf("bgp: withdraw %s: empty path", a.Key())
 	}
-	if err := s.srv.DeletePath(ctx, &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Family: p.Family, Path: p}); err != nil {
-		return fmt.Errorf("bgp: withdraw %s: %w", a.Key(), err)
+	var errs []error
+	for _, in := range s.insts {
+		if err := in.srv.DeletePath(ctx, &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Family: p.Family, Path: p}); err != nil {
+			errs = append(errs, fmt.Errorf("bgp: withdraw %s: %w", a.Key(), err))
+		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // PeerStatus is a neighbour's session state.
@@ -489,7 +514,7 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 		return nil, nil
 	}
 	var out []PeerStatus
-	err := s.srv.ListPeer(ctx, &api.ListPeerRequest{EnableAdvertised: true}, func(p *api.Peer) {
+	err := s.listPeers(ctx, func(p *api.Peer) {
 		if p.State == nil {
 			return
 		}
@@ -519,6 +544,16 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 		return nil, fmt.Errorf("bgp: list peers: %w", err)
 	}
 	return out, nil
+}
+
+// listPeers calls fn for every neighbour of every instance.
+func (s *Speaker) listPeers(ctx context.Context, fn func(*api.Peer)) error {
+	for _, in := range s.insts {
+		if err := in.srv.ListPeer(ctx, &api.ListPeerRequest{EnableAdvertised: true}, fn); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // gobgpLogger routes GoBGP's logs into an hclog sub-logger.

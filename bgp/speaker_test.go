@@ -2,7 +2,9 @@ package bgp
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -67,7 +69,7 @@ func TestSpeaker(t *testing.T) {
 func ribPrefixes(t *testing.T, s *Speaker, fam *api.Family) []string {
 	t.Helper()
 	var out []string
-	err := s.srv.ListPath(context.Background(), &api.ListPathRequest{TableType: api.TableType_GLOBAL, Family: fam},
+	err := s.insts[0].srv.ListPath(context.Background(), &api.ListPathRequest{TableType: api.TableType_GLOBAL, Family: fam},
 		func(d *api.Destination) { out = append(out, d.Prefix) })
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +113,7 @@ func TestOpenSessionsGracefulRestart(t *testing.T) {
 		// A restarting speaker adds its neighbours in the background.
 		var peers []*api.Peer
 		for deadline := time.Now().Add(5 * time.Second); len(peers) == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-			if err := s.srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) { peers = append(peers, p) }); err != nil {
+			if err := s.listPeers(ctx, func(p *api.Peer) { peers = append(peers, p) }); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -135,5 +137,51 @@ func TestOpenSessionsGracefulRestart(t *testing.T) {
 		if err := s.Stop(ctx); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestInstances: a GoBGP instance per neighbour the speaker connects to,
+// one listening for the passive ones, and every route in every RIB.
+func TestInstances(t *testing.T) {
+	nb := func(addr string, passive bool) policies.Neighbor {
+		return policies.Neighbor{Name: addr, Address: netip.MustParseAddr(addr), Port: 1, ASN: 65001, Passive: passive, Families: []string{"ipv4-unicast"}}
+	}
+	g := policies.BGP{ASN: 65000, RouterID: netip.MustParseAddr("192.0.2.254"), Listen: netip.MustParseAddrPort("127.0.0.1:0"),
+		Neighbors: []policies.Neighbor{nb("127.0.0.2", false), nb("127.0.0.3", true), nb("127.0.0.4", false), nb("127.0.0.5", true)}}
+	s := NewSpeaker(g, hclog.NewNullLogger())
+	var shape []string
+	for _, in := range s.insts {
+		var names []string
+		for _, n := range in.neighbors {
+			names = append(names, n.Name)
+		}
+		shape = append(shape, fmt.Sprintf("listen=%v %s", in.listen, strings.Join(names, ",")))
+	}
+	want := []string{"listen=true 127.0.0.3,127.0.0.5", "listen=false 127.0.0.2", "listen=false 127.0.0.4"}
+	if !slices.Equal(shape, want) {
+		t.Fatalf("instances %q, want %q", shape, want)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop(ctx)
+	a := flowspec.NewRTBH(netip.MustParsePrefix("203.0.113.10/32"), g, nil)
+	if err := s.Announce(ctx, &a); err != nil {
+		t.Fatal(err)
+	}
+	v4 := &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
+	for i, in := range s.insts {
+		n := 0
+		if err := in.srv.ListPath(ctx, &api.ListPathRequest{TableType: api.TableType_GLOBAL, Family: v4}, func(*api.Destination) { n++ }); err != nil || n != 1 {
+			t.Errorf("instance %d: %d routes, %v", i, n, err)
+		}
+	}
+	if err := s.Withdraw(ctx, &a); err != nil {
+		t.Fatal(err)
+	}
+	if single := NewSpeaker(policies.BGP{ASN: 1, RouterID: g.RouterID}, hclog.NewNullLogger()); len(single.insts) != 1 {
+		t.Errorf("no neighbour: %d instances, want 1", len(single.insts))
 	}
 }
