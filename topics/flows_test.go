@@ -125,14 +125,7 @@ func TestDecodeFlowsAllocatesNothing(t *testing.T) {
 // FuzzDecodeFlows checks that no input crashes the decoder and that what
 // it accepts encodes back to the same bytes.
 func FuzzDecodeFlows(f *testing.F) {
-	seeds, _ := filepath.Glob(filepath.Join("testdata", "flows", "*.bin"))
-	for _, s := range seeds {
-		b, err := os.ReadFile(s)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	seeds(f, "flows", func(b []byte) { f.Add(b) })
 	f.Add(AppendFlows(nil, SideOutgoing, randomRecords(rand.New(rand.NewPCG(7, 8)), 4)))
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		recs, side, err := DecodeFlows(nil, msg)
@@ -143,6 +136,21 @@ func FuzzDecodeFlows(f *testing.F) {
 			t.Fatalf("accepted %x, encodes back as %x", msg, again)
 		}
 	})
+}
+
+// seeds calls add with each file of testdata/dir/*.bin.
+func seeds(f *testing.F, dir string, add func([]byte)) {
+	files, err := filepath.Glob(filepath.Join("testdata", dir, "*.bin"))
+	if err != nil || len(files) == 0 {
+		f.Fatalf("no seeds in testdata/%s: %v", dir, err)
+	}
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		add(b)
+	}
 }
 
 func benchRecords() []sources.Record {

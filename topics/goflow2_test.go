@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -91,14 +89,7 @@ func TestGoFlow2Errors(t *testing.T) {
 }
 
 func FuzzGoFlow2(f *testing.F) {
-	seeds, _ := filepath.Glob(filepath.Join("testdata", "goflow2", "*.bin"))
-	for _, s := range seeds {
-		b, err := os.ReadFile(s)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	seeds(f, "goflow2", func(b []byte) { f.Add(b) })
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		recs, _, err := AppendGoFlow2(nil, msg)
 		if err != nil {

@@ -3,8 +3,6 @@ package topics
 import (
 	"errors"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -83,16 +81,11 @@ func TestMitigationErrors(t *testing.T) {
 }
 
 func FuzzDecodeMitigation(f *testing.F) {
-	seeds, _ := filepath.Glob(filepath.Join("testdata", "mitigations", "*.bin"))
-	for _, s := range seeds {
-		b, err := os.ReadFile(s)
-		if err != nil {
-			f.Fatal(err)
-		}
-		// The file name holds no key: the first line of the file is it.
+	// The first line of a seed is the record's key.
+	seeds(f, "mitigations", func(b []byte) {
 		key, msg, _ := cutLine(b)
 		f.Add(key, msg)
-	}
+	})
 	f.Fuzz(func(t *testing.T, key, msg []byte) {
 		m, err := DecodeMitigation(key, msg)
 		if err != nil {
