@@ -2,11 +2,11 @@ package floodgate_test
 
 // The import direction of the daemon's packages. The data flows one way:
 //
-//	sources → detect → flowspec → topics → bgp → controller
+//	sources → detect → flowspec → topics → kafka → bgp → controller
 //
 // (topics holds the formats of a cluster's Kafka topics: the records
-// from collectors to detectors, the decisions from detectors to speakers)
-// and so do the imports: a package may import only packages of its own
+// from collectors to detectors, the decisions from detectors to speakers;
+// kafka the client and the topics' management) and so do the imports: a package may import only packages of its own
 // stage or of an earlier one. Two packages stand beside the pipeline:
 // policies (the configuration, which every stage may import, and which
 // itself imports only sources/... and controller/hooks, whose Config types
@@ -46,14 +46,14 @@ type kind int
 
 const (
 	kindOther    kind = iota // given no place: a leaf
-	kindPipeline             // sources, detect, flowspec, topics, bgp, controller
+	kindPipeline             // sources, detect, flowspec, topics, kafka, bgp, controller
 	kindPolicies             // the configuration
 	kindHooks                // controller/hooks
 	kindHarness              // cmd/..., integration/...: imported by no product package
 )
 
 // stageNames are the pipeline's stages, in order.
-var stageNames = []string{"sources", "detect", "flowspec", "topics", "bgp", "controller"}
+var stageNames = []string{"sources", "detect", "flowspec", "topics", "kafka", "bgp", "controller"}
 
 // place is a package's class: its kind and, in the pipeline, its stage.
 type place struct {

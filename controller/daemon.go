@@ -153,6 +153,9 @@ func (d *Daemon) Start(ctx context.Context) error {
 	d.mu.Unlock()
 	d.running.Store(true)
 	d.log.Info("floodgate running", "dry_run", d.Policy().Mitigation.DryRun)
+	if d.Policy().Kafka.Enabled() {
+		d.log.Warn("the kafka block is checked but not used: this version runs as a single node (the cluster roles are not built yet)")
+	}
 	return nil
 }
 

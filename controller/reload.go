@@ -52,6 +52,7 @@ func (d *Daemon) Reload(path string) error {
 		{"api", []any{old.API, old.Metrics}, []any{pol.API, pol.Metrics}},
 		{"hooks", old.Hooks, pol.Hooks},
 		{"log", old.Log, pol.Log},
+		{"kafka", old.Kafka, pol.Kafka},
 		{"detection", old.Detection, pol.Detection},
 		{"mitigation.state_file", old.Mitigation.StateFile, pol.Mitigation.StateFile},
 	} {

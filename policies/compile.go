@@ -45,6 +45,8 @@ func (c *compiler) compile(files []parsedFile) {
 		metB                         []*metricsBlock
 		hookBs                       []hooksBlock
 		daemonB                      []*daemonBlock
+		kafkaB                       []*kafkaBlock
+		kafkas                       []hcl.Range
 		daemons                      []hcl.Range
 		listeners                    []listenerSpec
 		mirrors                      []mirrorBlock
@@ -75,6 +77,9 @@ func (c *compiler) compile(files []parsedFile) {
 		if s.Daemon != nil {
 			daemonB, daemons = append(daemonB, s.Daemon), append(daemons, s.Daemon.DeclRange)
 		}
+		if s.Kafka != nil {
+			kafkaB, kafkas = append(kafkaB, s.Kafka), append(kafkas, s.Kafka.DeclRange)
+		}
 		if s.Defaults != nil {
 			defB, defs = append(defB, s.Defaults), append(defs, s.Defaults.DeclRange)
 		}
@@ -102,6 +107,7 @@ func (c *compiler) compile(files []parsedFile) {
 	c.compileAPI(singleton(c, "api", apiB, apis), singleton(c, "metrics", metB, metr))
 	c.compileHooks(hookBs)
 	c.compileDaemon(singleton(c, "daemon", daemonB, daemons))
+	c.compileKafka(singleton(c, "kafka", kafkaB, kafkas))
 	c.compileHostgroups(singleton(c, "defaults", defB, defs), hostgroups)
 }
 

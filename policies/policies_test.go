@@ -92,6 +92,7 @@ hooks {
 		Log:       Log{Level: "debug", Format: "json"},
 		Detection: Detection{Tick: 500 * time.Millisecond, Confidence: 0.99, BurstFactor: 3, BurstEWMA: 400 * time.Millisecond},
 		Daemon:    Daemon{ShutdownTimeout: DefaultShutdownTimeout},
+		Kafka:     DefaultKafka(),
 		Listeners: []flow.ListenerConfig{
 			func() flow.ListenerConfig {
 				l := flow.DefaultListenerConfig(flow.ProtoNetFlow)
@@ -215,6 +216,49 @@ bgp {
 	}
 }
 
+func TestKafka(t *testing.T) {
+	pol, err := parseOne(t, minimal+`
+kafka {
+  brokers   = ["kafka1.example.net:9092", "[2001:db8::9]:9093"]
+  client_id = "detector-1"
+  tls {
+    ca_file   = "/etc/floodgate/kafka-ca.pem"
+    cert_file = "/etc/floodgate/node.pem"
+    key_file  = "/etc/floodgate/node.key"
+  }
+  sasl {
+    mechanism = "scram-sha-512"
+    username  = "floodgate"
+    password  = "secret"
+  }
+  flow_topic {
+    partitions  = 24
+    replication = 2
+  }
+  mitigation_topic { name = "fg-decisions" }
+}`)
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	want := DefaultKafka()
+	want.Brokers = []string{"kafka1.example.net:9092", "[2001:db8::9]:9093"}
+	want.ClientID = "detector-1"
+	want.TLS = &KafkaTLS{CAFile: "/etc/floodgate/kafka-ca.pem", CertFile: "/etc/floodgate/node.pem", KeyFile: "/etc/floodgate/node.key"}
+	want.SASL = &KafkaSASL{Mechanism: "scram-sha-512", Username: "floodgate", Password: "secret"}
+	want.FlowTopic.Partitions, want.FlowTopic.Replication = 24, 2
+	want.MitigationTopic.Name = "fg-decisions"
+	if diff := cmp.Diff(want, pol.Kafka); diff != "" {
+		t.Errorf("kafka (-want +got):\n%s", diff)
+	}
+	if !pol.Kafka.Enabled() {
+		t.Error("a kafka block with brokers is not enabled")
+	}
+	single, err := parseOne(t, minimal)
+	if err != nil || single.Kafka.Enabled() {
+		t.Errorf("no kafka block: enabled %v, %v", single.Kafka.Enabled(), err)
+	}
+}
+
 // TestErrors checks that each mistake is reported at its position with a
 // message that says what to write instead.
 func TestErrors(t *testing.T) {
@@ -277,6 +321,14 @@ func TestErrors(t *testing.T) {
 			`test.hcl:4:38: Invalid deferral_time`},
 		{"two graceful_restart blocks", "bgp {\n  asn = 1\n  router_id = \"192.0.2.1\"\n  graceful_restart {}\n  graceful_restart {}\n}\n",
 			`test.hcl:5:3: Duplicate graceful_restart block: the bgp block takes one graceful_restart block; the first is at test.hcl:4:3`},
+		{"kafka without brokers", minimal + "kafka {}\n", `test.hcl:6:1: Missing brokers`},
+		{"kafka bad broker", minimal + "kafka { brokers = [\"kafka1\"] }\n", `test.hcl:6:20: Invalid broker: "kafka1" is not host:port`},
+		{"kafka sasl mechanism", minimal + "kafka {\n  brokers = [\"k:9092\"]\n  sasl {\n    mechanism = \"gssapi\"\n    username = \"u\"\n    password = \"p\"\n  }\n}\n",
+			`test.hcl:9:17: Unknown SASL mechanism: "gssapi" is not one`},
+		{"kafka half a certificate", minimal + "kafka {\n  brokers = [\"k:9092\"]\n  tls { cert_file = \"c.pem\" }\n}\n",
+			`test.hcl:8:3: Incomplete client certificate`},
+		{"kafka partitions", minimal + "kafka {\n  brokers = [\"k:9092\"]\n  flow_topic { partitions = 0 }\n}\n",
+			`test.hcl:8:29: Invalid partitions`},
 		{"syntax", minimal + "hostgroup \"a\" {\n  prefixes = [\n}\n",
 			`test.hcl:8:1:`},
 	}

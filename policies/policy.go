@@ -28,6 +28,8 @@ type Policy struct {
 	Detection Detection
 	// Daemon holds the daemon's own settings.
 	Daemon Daemon
+	// Kafka is the cluster's Kafka; not Enabled for a single node.
+	Kafka Kafka
 	// Listeners are the flow listeners, each the whole configuration of
 	// its collector (every default filled in).
 	Listeners []flow.ListenerConfig

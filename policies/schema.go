@@ -15,6 +15,7 @@ type fileSchema struct {
 	API        *apiBlock        `hcl:"api,block"`
 	Metrics    *metricsBlock    `hcl:"metrics,block"`
 	Hooks      []hooksBlock     `hcl:"hooks,block"`
+	Kafka      *kafkaBlock      `hcl:"kafka,block"`
 	Defaults   *groupBody       `hcl:"defaults,block"`
 	Hostgroups []hostgroupBlock `hcl:"hostgroup,block"`
 }
@@ -278,4 +279,37 @@ type webhookHookBlock struct {
 	Retries   hcl.Expression     `hcl:"retries"`
 	Events    hcl.Expression     `hcl:"events"`
 	DeclRange hcl.Range          `hcl:",def_range"`
+}
+
+type kafkaBlock struct {
+	Brokers         hcl.Expression    `hcl:"brokers"`
+	ClientID        *string           `hcl:"client_id"`
+	TLS             []kafkaTLSBlock   `hcl:"tls,block"`
+	SASL            []kafkaSASLBlock  `hcl:"sasl,block"`
+	FlowTopic       []kafkaTopicBlock `hcl:"flow_topic,block"`
+	MitigationTopic []kafkaTopicBlock `hcl:"mitigation_topic,block"`
+	DeclRange       hcl.Range         `hcl:",def_range"`
+}
+
+type kafkaTLSBlock struct {
+	CAFile             *string   `hcl:"ca_file"`
+	CertFile           *string   `hcl:"cert_file"`
+	KeyFile            *string   `hcl:"key_file"`
+	ServerName         *string   `hcl:"server_name"`
+	InsecureSkipVerify *bool     `hcl:"insecure_skip_verify"`
+	DeclRange          hcl.Range `hcl:",def_range"`
+}
+
+type kafkaSASLBlock struct {
+	Mechanism hcl.Expression `hcl:"mechanism"`
+	Username  *string        `hcl:"username"`
+	Password  *string        `hcl:"password"`
+	DeclRange hcl.Range      `hcl:",def_range"`
+}
+
+type kafkaTopicBlock struct {
+	Name        *string        `hcl:"name"`
+	Partitions  hcl.Expression `hcl:"partitions"`
+	Replication hcl.Expression `hcl:"replication"`
+	DeclRange   hcl.Range      `hcl:",def_range"`
 }
