@@ -86,6 +86,18 @@ type Announcer interface {
 	Withdraw(ctx context.Context, a *flowspec.Announcement) error
 }
 
+// MitigationStore keeps the active mitigations beyond the process: the
+// bbolt Store on a single node, the mitigation topic on a detector of a
+// cluster. The mitigation loop is its only caller.
+type MitigationStore interface {
+	// Put stores m, replacing the one with its key.
+	Put(m *Mitigation) error
+	// Delete removes the mitigation with key.
+	Delete(key string) error
+	// Load returns the stored mitigations, for the loop's start.
+	Load() ([]*Mitigation, error)
+}
+
 // Observer is told about attacks and mitigations, from the mitigation
 // loop: it must not block (hooks queue and return).
 type Observer interface {
@@ -161,7 +173,7 @@ type Mitigator struct {
 	cfg       MitigatorConfig
 	log       hclog.Logger
 	announcer Announcer
-	store     *Store
+	store     MitigationStore
 	pol       atomic.Pointer[policies.Policy]
 	events    <-chan detect.Event
 
@@ -195,7 +207,7 @@ var ErrLoopStopped = errors.New("mitigation loop not running")
 
 // NewMitigator returns a mitigator that reads events, keeps state in
 // store and announces through announcer. It starts nothing.
-func NewMitigator(cfg MitigatorConfig, pol *policies.Policy, events <-chan detect.Event, announcer Announcer, store *Store, logger hclog.Logger) *Mitigator {
+func NewMitigator(cfg MitigatorConfig, pol *policies.Policy, events <-chan detect.Event, announcer Announcer, store MitigationStore, logger hclog.Logger) *Mitigator {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -292,32 +304,13 @@ func (m *Mitigator) restore(ctx context.Context) error {
 	now := m.cfg.Now()
 	pol := m.pol.Load()
 	for _, mt := range stored {
-		if !now.Before(mt.Expires) {
-			m.log.Info("stored mitigation expired while stopped", "key", mt.Key, "expired", mt.Expires.Format(time.RFC3339))
-			if err := m.store.Delete(mt.Key); err != nil {
-				return fmt.Errorf("mitigation: %w", err)
-			}
+		keep, err := m.takeOver(mt, now, pol, "stored")
+		if err != nil {
+			return err
+		}
+		if !keep {
 			continue
 		}
-		if _, err := flowspec.Check(&mt.Announcement, pol); err != nil {
-			m.log.Warn("stored mitigation no longer allowed by the policy; dropped", "key", mt.Key, "error", err.Error())
-			if err := m.store.Delete(mt.Key); err != nil {
-				return fmt.Errorf("mitigation: %w", err)
-			}
-			continue
-		}
-		// The attack's state was lost with the restart: treat it as
-		// over, so the mitigation ends at its expiry unless detection
-		// sees the attack again.
-		if mt.AttackEnded.IsZero() {
-			mt.AttackEnded = now
-		}
-		// Attack ids are detection's, counted from 1 by every process:
-		// the old ones would tie the mitigation to whatever attack of
-		// this process has the same id, and extend it while that one
-		// lasts. A new detection of its attack ties it again (extend).
-		mt.AttackID, mt.Merged = 0, nil
-		mt.DryRun = mt.DryRun || pol.Mitigation.DryRun
 		if !mt.DryRun {
 			if err := m.announcer.Announce(ctx, &mt.Announcement); err != nil {
 				return fmt.Errorf("mitigation: re-announce %s: %w", mt.Key, err)
@@ -329,6 +322,95 @@ func (m *Mitigator) restore(ctx context.Context) error {
 	}
 	m.activeN.Store(int64(len(m.active)))
 	return nil
+}
+
+// takeOver prepares a mitigation that this loop did not decide (stored by
+// an earlier process, or adopted from another detector) to be kept: one
+// that has expired or that the policy no longer allows is deleted from
+// the store instead, and keep is false.
+func (m *Mitigator) takeOver(mt *Mitigation, now time.Time, pol *policies.Policy, what string) (keep bool, err error) {
+	if !now.Before(mt.Expires) {
+		m.log.Info(what+" mitigation has expired", "key", mt.Key, "expired", mt.Expires.Format(time.RFC3339))
+		return false, m.forget(mt.Key)
+	}
+	if _, err := flowspec.Check(&mt.Announcement, pol); err != nil {
+		m.log.Warn(what+" mitigation no longer allowed by the policy; dropped", "key", mt.Key, "error", err.Error())
+		return false, m.forget(mt.Key)
+	}
+	// The attack's state is not ours: treat it as over, so the
+	// mitigation ends at its expiry unless detection sees the attack
+	// again.
+	if mt.AttackEnded.IsZero() {
+		mt.AttackEnded = now
+	}
+	// Attack ids are detection's, counted from 1 by every process: the
+	// old ones would tie the mitigation to whatever attack of this
+	// process has the same id, and extend it while that one lasts. A new
+	// detection of its attack ties it again (extend).
+	mt.AttackID, mt.Merged = 0, nil
+	mt.DryRun = mt.DryRun || pol.Mitigation.DryRun
+	return true, nil
+}
+
+// forget deletes key from the store.
+func (m *Mitigator) forget(key string) error {
+	if m.store == nil {
+		return nil
+	}
+	if err := m.store.Delete(key); err != nil {
+		return fmt.Errorf("mitigation: %w", err)
+	}
+	return nil
+}
+
+// Adopt takes over mitigations that another detector of a cluster decided
+// and can no longer look after (it died, or its flow partitions moved
+// here): each is kept as it is, extended while detection here sees its
+// attack, and withdrawn at its expiry; one that has already expired is
+// withdrawn now. The routes are already announced (the store is the
+// mitigation topic that the speakers follow), so nothing is sent. A key
+// already active here is left as it is. It returns how many it kept.
+func (m *Mitigator) Adopt(ctx context.Context, mts []Mitigation) (int, error) {
+	n := 0
+	err := m.do(ctx, func(context.Context) {
+		now, pol := m.cfg.Now(), m.pol.Load()
+		for i := range mts {
+			mt := mts[i]
+			if _, ok := m.active[mt.Key]; ok {
+				continue
+			}
+			keep, err := m.takeOver(&mt, now, pol, "adopted")
+			if err != nil {
+				m.failures.Add(1)
+				m.log.Error("cannot adopt mitigation", "key", mt.Key, "error", err.Error())
+				continue
+			}
+			if keep {
+				m.active[mt.Key] = &mt
+				n++
+				m.log.Info("adopted mitigation", "announcement", mt.Announcement.String(), "expires", mt.Expires.Format(time.RFC3339))
+			}
+		}
+		m.activeN.Store(int64(len(m.active)))
+	})
+	return n, err
+}
+
+// Release forgets, without withdrawing them, the active mitigations for
+// which drop is true: another detector of the cluster looks after them
+// now. It returns how many it released.
+func (m *Mitigator) Release(ctx context.Context, drop func(*Mitigation) bool) (int, error) {
+	n := 0
+	err := m.do(ctx, func(context.Context) {
+		for k, mt := range m.active {
+			if drop(mt) {
+				delete(m.active, k)
+				n++
+			}
+		}
+		m.activeN.Store(int64(len(m.active)))
+	})
+	return n, err
 }
 
 // Restored is how many stored mitigations the last Start announced again.

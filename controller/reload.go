@@ -48,7 +48,7 @@ func (d *Daemon) Reload(path string) error {
 		old, new any
 	}{
 		{"bgp", old.BGP, pol.BGP},
-		{"sources", []any{old.Listeners, old.Mirrors, old.Pcaps}, []any{pol.Listeners, pol.Mirrors, pol.Pcaps}},
+		{"sources", []any{old.Listeners, old.Mirrors, old.Pcaps, old.KafkaSources}, []any{pol.Listeners, pol.Mirrors, pol.Pcaps, pol.KafkaSources}},
 		{"api", []any{old.API, old.Metrics}, []any{pol.API, pol.Metrics}},
 		{"hooks", old.Hooks, pol.Hooks},
 		{"log", old.Log, pol.Log},

@@ -12,7 +12,13 @@ import (
 
 // Ingest counts a batch of records. It is safe for concurrent use and does
 // not allocate for hosts already tracked.
-func (e *Engine) Ingest(batch []sources.Record) {
+func (e *Engine) Ingest(batch []sources.Record) { e.IngestDirections(batch, true, true) }
+
+// IngestDirections counts batch like Ingest, but only toward monitored
+// destinations when incoming is set and only from monitored sources when
+// outgoing is set. A detector of a cluster uses it: a record monitored on
+// both sides reaches it once per side, each copy keyed for one direction.
+func (e *Engine) IngestDirections(batch []sources.Record, incoming, outgoing bool) {
 	st := e.state.Load()
 	now := e.tickStart.Load()
 	// Records are counted in chunks grouped by shard, so that each shard
@@ -30,6 +36,7 @@ func (e *Engine) Ingest(batch []sources.Record) {
 			r := &chunk[i]
 			dpe, din := st.table.Lookup(r.Dst)
 			spe, sin := st.table.Lookup(r.Src)
+			din, sin = din && incoming, sin && outgoing
 			if din {
 				items[n] = e.prepare(i, Incoming, keyOf(r.Dst), dpe)
 				bounds[items[n].shard+1]++

@@ -51,6 +51,7 @@ func (c *compiler) compile(files []parsedFile) {
 		listeners                    []listenerSpec
 		mirrors                      []mirrorBlock
 		pcaps                        []pcapBlock
+		kafkaSources                 []kafkaSourceBlock
 		hostgroups                   []*hostgroupBlock
 	)
 	for _, f := range files {
@@ -92,6 +93,7 @@ func (c *compiler) compile(files []parsedFile) {
 			}
 			mirrors = append(mirrors, s.Sources[i].Mirror...)
 			pcaps = append(pcaps, s.Sources[i].Pcap...)
+			kafkaSources = append(kafkaSources, s.Sources[i].Kafka...)
 		}
 		for i := range s.Hostgroups {
 			hostgroups = append(hostgroups, &s.Hostgroups[i])
@@ -107,7 +109,9 @@ func (c *compiler) compile(files []parsedFile) {
 	c.compileAPI(singleton(c, "api", apiB, apis), singleton(c, "metrics", metB, metr))
 	c.compileHooks(hookBs)
 	c.compileDaemon(singleton(c, "daemon", daemonB, daemons))
-	c.compileKafka(singleton(c, "kafka", kafkaB, kafkas))
+	kafka := singleton(c, "kafka", kafkaB, kafkas)
+	c.compileKafka(kafka)
+	c.compileKafkaSources(kafkaSources, names, kafka)
 	c.compileHostgroups(singleton(c, "defaults", defB, defs), hostgroups)
 }
 

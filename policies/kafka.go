@@ -2,8 +2,11 @@ package policies
 
 import (
 	"net"
+	"os"
 	"slices"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 )
@@ -16,6 +19,30 @@ type Kafka struct {
 	Brokers []string
 	// ClientID names this node to the brokers. Default "floodgate".
 	ClientID string
+	// Roles are what this node does in the cluster, any of RoleCollector
+	// (reads flows from its sources and publishes them to FlowTopic),
+	// RoleDetector (consumes FlowTopic in Group, detects and publishes
+	// decisions to MitigationTopic) and RoleSpeaker (reads
+	// MitigationTopic and announces it over BGP). Always in that order
+	// and without repeats, whatever the order written. Default all
+	// three.
+	Roles []string
+	// Node is this node's name in the cluster, written into every
+	// decision it publishes. Default the host name (os.Hostname), or
+	// ClientID when it has none.
+	Node string
+	// Group is the consumer group of the detectors, which share the
+	// partitions of FlowTopic. Default DefaultKafkaGroup.
+	Group string
+	// SessionTimeout is how long the brokers wait for a silent member of
+	// a consumer group before they hand its partitions to the others.
+	// Default DefaultKafkaSessionTimeout; from 1s to 5m.
+	SessionTimeout time.Duration
+	// MaxBuffered is how many flow records a collector keeps in memory
+	// while the brokers are unreachable; past it, records are dropped
+	// and counted. Default DefaultKafkaMaxBuffered; from 1000 to
+	// 10000000.
+	MaxBuffered int
 	// TLS, when set, encrypts the connections.
 	TLS *KafkaTLS
 	// SASL, when set, authenticates them.
@@ -28,6 +55,49 @@ type Kafka struct {
 
 // Enabled reports whether the configuration names brokers.
 func (k *Kafka) Enabled() bool { return len(k.Brokers) > 0 }
+
+// Collector reports whether the node has RoleCollector.
+func (k *Kafka) Collector() bool { return slices.Contains(k.Roles, RoleCollector) }
+
+// Detector reports whether the node has RoleDetector.
+func (k *Kafka) Detector() bool { return slices.Contains(k.Roles, RoleDetector) }
+
+// Speaker reports whether the node has RoleSpeaker.
+func (k *Kafka) Speaker() bool { return slices.Contains(k.Roles, RoleSpeaker) }
+
+// Roles of a node in a cluster (Kafka.Roles).
+const (
+	RoleCollector = "collector"
+	RoleDetector  = "detector"
+	RoleSpeaker   = "speaker"
+)
+
+// kafkaRoles are the roles in their canonical order.
+var kafkaRoles = []string{RoleCollector, RoleDetector, RoleSpeaker}
+
+// KafkaSource is a `kafka` source: a topic of flow records that another
+// program writes, read by the collectors of the cluster.
+type KafkaSource struct {
+	// Name identifies the source in logs and metrics; unique among all
+	// sources.
+	Name string
+	// Topic is the topic read. Required.
+	Topic string
+	// Format is the records' encoding; only KafkaFormatGoflow2 for now
+	// (goflow2 -format=bin: flowpb.FlowMessage, each preceded by its
+	// length as a varint). Default KafkaFormatGoflow2.
+	Format string
+	// Group is the consumer group shared by the collectors reading the
+	// topic, which split its partitions. Default
+	// DefaultKafkaSourceGroup.
+	Group string
+}
+
+// KafkaFormatGoflow2 is goflow2's binary format (-format=bin).
+const KafkaFormatGoflow2 = "goflow2"
+
+// kafkaFormats are the formats a kafka source accepts.
+var kafkaFormats = []string{KafkaFormatGoflow2}
 
 // KafkaTLS is the TLS of the connections to the brokers.
 type KafkaTLS struct {
@@ -63,18 +133,40 @@ const (
 	DefaultMitigationTopic  = "floodgate-mitigations-v1"
 	DefaultFlowPartitions   = 12
 	DefaultKafkaReplication = 3
+	// DefaultKafkaGroup is the detectors' consumer group.
+	DefaultKafkaGroup          = "floodgate-detectors"
+	DefaultKafkaSessionTimeout = 6 * time.Second
+	DefaultKafkaMaxBuffered    = 100_000
+	// DefaultKafkaSourceGroup is the consumer group of the collectors
+	// reading a kafka source.
+	DefaultKafkaSourceGroup = "floodgate-collectors"
 )
 
 // SASL mechanisms.
 var saslMechanisms = []string{"plain", "scram-sha-256", "scram-sha-512"}
 
-// DefaultKafka is the kafka block's defaults, without brokers.
+// DefaultKafka is the kafka block's defaults, without brokers. Node is
+// the host name (the one thing read from outside the files), or
+// DefaultKafkaClientID when there is none.
 func DefaultKafka() Kafka {
 	return Kafka{
 		ClientID:        DefaultKafkaClientID,
+		Roles:           slices.Clone(kafkaRoles),
+		Node:            defaultNode(DefaultKafkaClientID),
+		Group:           DefaultKafkaGroup,
+		SessionTimeout:  DefaultKafkaSessionTimeout,
+		MaxBuffered:     DefaultKafkaMaxBuffered,
 		FlowTopic:       KafkaTopic{Name: DefaultFlowTopic, Partitions: DefaultFlowPartitions, Replication: DefaultKafkaReplication},
 		MitigationTopic: KafkaTopic{Name: DefaultMitigationTopic, Partitions: 1, Replication: DefaultKafkaReplication},
 	}
+}
+
+// defaultNode is the host name, or clientID when there is none.
+func defaultNode(clientID string) string {
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return clientID
 }
 
 func (c *compiler) compileKafka(b *kafkaBlock) {
@@ -98,6 +190,29 @@ func (c *compiler) compileKafka(b *kafkaBlock) {
 	}
 	if b.ClientID != nil {
 		k.ClientID = *b.ClientID
+	}
+	c.compileKafkaRoles(b.Roles, k)
+	k.Node = defaultNode(k.ClientID)
+	if s, rng, ok := c.str(b.Node); ok {
+		if s == "" {
+			c.errorf(rng, "Empty node", "name this node in the cluster, such as node = \"detector-1\", or leave node out for the host name")
+		}
+		k.Node = s
+	}
+	if s, rng, ok := c.str(b.Group); ok {
+		if s == "" {
+			c.errorf(rng, "Empty group", "name the detectors' consumer group or leave group out for the default %q", DefaultKafkaGroup)
+		}
+		k.Group = s
+	}
+	if d, rng, ok := c.duration(b.SessionTimeout); ok {
+		if d < time.Second || d > 5*time.Minute {
+			c.errorf(rng, "Invalid session_timeout", "session_timeout %s is out of range; write a duration from 1s to 5m, such as \"6s\"", d)
+		}
+		k.SessionTimeout = d
+	}
+	if n, _, ok := c.uintRange(b.MaxBuffered, 1000, 10_000_000, "max_buffered"); ok {
+		k.MaxBuffered = int(n)
 	}
 	if t := onlyOne(c, "tls", b.TLS, func(t kafkaTLSBlock) hcl.Range { return t.DeclRange }); t != nil {
 		k.TLS = &KafkaTLS{}
@@ -138,6 +253,87 @@ func (c *compiler) compileKafka(b *kafkaBlock) {
 	// The mitigation topic is read whole by every speaker: more than one
 	// partition buys nothing.
 	c.compileKafkaTopic(onlyOne(c, "mitigation_topic", b.MitigationTopic, func(t kafkaTopicBlock) hcl.Range { return t.DeclRange }), &k.MitigationTopic, 64)
+}
+
+// compileKafkaRoles sets k.Roles from the roles attribute, in canonical
+// order.
+func (c *compiler) compileKafkaRoles(e hcl.Expression, k *Kafka) {
+	list, ok := c.strList(e)
+	if !ok {
+		return
+	}
+	if len(list) == 0 {
+		c.errorf(e.Range(), "No role", "a node takes at least one role; write any of %s, or leave roles out for all three", strings.Join(kafkaRoles, ", "))
+	}
+	seen := map[string]hcl.Range{}
+	for _, it := range list {
+		if !slices.Contains(kafkaRoles, it.s) {
+			c.errorf(it.rng, "Unknown role", "%q is not a role; write any of %s", it.s, strings.Join(kafkaRoles, ", "))
+			continue
+		}
+		if prev, dup := seen[it.s]; dup {
+			c.errorf(it.rng, "Duplicate role", "%q is already listed at %s", it.s, rangeString(prev))
+			continue
+		}
+		seen[it.s] = it.rng
+	}
+	k.Roles = nil
+	for _, r := range kafkaRoles {
+		if _, ok := seen[r]; ok {
+			k.Roles = append(k.Roles, r)
+		}
+	}
+}
+
+// compileKafkaSources compiles the kafka sources; kb is the kafka block,
+// compiled already (nil when there is none).
+func (c *compiler) compileKafkaSources(blocks []kafkaSourceBlock, names map[string]hcl.Range, kb *kafkaBlock) {
+	k := &c.pol.Kafka
+	topics := map[string]hcl.Range{}
+	for _, b := range blocks {
+		if !c.sourceName(names, b.Name, b.DeclRange) {
+			continue
+		}
+		switch {
+		case kb == nil:
+			c.errorf(b.DeclRange, "Kafka source without a collector",
+				"source %q is read by the collectors of a cluster: add a kafka block with brokers, such as kafka { brokers = [\"kafka1.example.net:9092\"] }", b.Name)
+		case !k.Collector():
+			c.errorf(b.DeclRange, "Kafka source without a collector",
+				"source %q is read by collectors, and this node's roles are %s: add %q to roles in the kafka block at %s, or leave roles out for all three",
+				b.Name, strings.Join(k.Roles, ", "), RoleCollector, rangeString(kb.DeclRange))
+		}
+		s := KafkaSource{Name: b.Name, Format: KafkaFormatGoflow2, Group: DefaultKafkaSourceGroup}
+		if t, rng, ok := c.str(b.Topic); ok {
+			switch {
+			case t == "":
+				c.errorf(rng, "Empty topic name", "name the topic the flows are read from, such as topic = \"flows\"")
+			case kb != nil && (t == k.FlowTopic.Name || t == k.MitigationTopic.Name):
+				c.errorf(rng, "Topic of the cluster", "%q is a topic the cluster itself writes; a kafka source reads flows written by another program, such as goflow2", t)
+			default:
+				if prev, dup := topics[t]; dup {
+					c.errorf(rng, "Duplicate topic", "topic %q is already read at %s; each record would be counted twice", t, rangeString(prev))
+				}
+				topics[t] = rng
+			}
+			s.Topic = t
+		} else if rng.Filename == "" {
+			c.errorf(b.DeclRange, "Missing topic", "a kafka source reads a topic, such as topic = \"flows\"")
+		}
+		if f, rng, ok := c.str(b.Format); ok {
+			if !slices.Contains(kafkaFormats, f) {
+				c.errorf(rng, "Unknown format", "%q is not a format; write %q (goflow2 -format=bin)", f, KafkaFormatGoflow2)
+			}
+			s.Format = f
+		}
+		if g, rng, ok := c.str(b.Group); ok {
+			if g == "" {
+				c.errorf(rng, "Empty group", "name the collectors' consumer group or leave group out for the default %q", DefaultKafkaSourceGroup)
+			}
+			s.Group = g
+		}
+		c.pol.KafkaSources = append(c.pol.KafkaSources, s)
+	}
 }
 
 func (c *compiler) compileKafkaTopic(b *kafkaTopicBlock, t *KafkaTopic, maxPartitions uint64) {

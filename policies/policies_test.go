@@ -221,6 +221,11 @@ func TestKafka(t *testing.T) {
 kafka {
   brokers   = ["kafka1.example.net:9092", "[2001:db8::9]:9093"]
   client_id = "detector-1"
+  roles     = ["speaker", "detector"]
+  node      = "dc1-detector-1"
+  group     = "fg-detect"
+  session_timeout = "10s"
+  max_buffered    = 50000
   tls {
     ca_file   = "/etc/floodgate/kafka-ca.pem"
     cert_file = "/etc/floodgate/node.pem"
@@ -243,6 +248,9 @@ kafka {
 	want := DefaultKafka()
 	want.Brokers = []string{"kafka1.example.net:9092", "[2001:db8::9]:9093"}
 	want.ClientID = "detector-1"
+	want.Roles = []string{RoleDetector, RoleSpeaker}
+	want.Node, want.Group = "dc1-detector-1", "fg-detect"
+	want.SessionTimeout, want.MaxBuffered = 10*time.Second, 50000
 	want.TLS = &KafkaTLS{CAFile: "/etc/floodgate/kafka-ca.pem", CertFile: "/etc/floodgate/node.pem", KeyFile: "/etc/floodgate/node.key"}
 	want.SASL = &KafkaSASL{Mechanism: "scram-sha-512", Username: "floodgate", Password: "secret"}
 	want.FlowTopic.Partitions, want.FlowTopic.Replication = 24, 2
@@ -253,9 +261,48 @@ kafka {
 	if !pol.Kafka.Enabled() {
 		t.Error("a kafka block with brokers is not enabled")
 	}
+	if k := pol.Kafka; k.Collector() || !k.Detector() || !k.Speaker() {
+		t.Errorf("roles %v: collector %v detector %v speaker %v", k.Roles, k.Collector(), k.Detector(), k.Speaker())
+	}
 	single, err := parseOne(t, minimal)
 	if err != nil || single.Kafka.Enabled() {
 		t.Errorf("no kafka block: enabled %v, %v", single.Kafka.Enabled(), err)
+	}
+	if k := single.Kafka; !k.Collector() || !k.Detector() || !k.Speaker() || k.Node == "" ||
+		k.Group != DefaultKafkaGroup || k.SessionTimeout != DefaultKafkaSessionTimeout || k.MaxBuffered != DefaultKafkaMaxBuffered {
+		t.Errorf("defaults: %+v", k)
+	}
+	if h, err := os.Hostname(); err == nil && h != "" && single.Kafka.Node != h {
+		t.Errorf("default node %q, want the host name %q", single.Kafka.Node, h)
+	}
+}
+
+func TestKafkaSources(t *testing.T) {
+	pol, err := parseOne(t, minimal+`
+kafka {
+  brokers = ["kafka1.example.net:9092"]
+  roles   = ["collector"]
+}
+sources {
+  kafka "goflow2" { topic = "flows" }
+  kafka "edge" {
+    topic  = "edge-flows"
+    format = "goflow2"
+    group  = "fg-edge"
+  }
+}`)
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	want := []KafkaSource{
+		{Name: "goflow2", Topic: "flows", Format: KafkaFormatGoflow2, Group: DefaultKafkaSourceGroup},
+		{Name: "edge", Topic: "edge-flows", Format: KafkaFormatGoflow2, Group: "fg-edge"},
+	}
+	if diff := cmp.Diff(want, pol.KafkaSources); diff != "" {
+		t.Errorf("kafka sources (-want +got):\n%s", diff)
+	}
+	if k := pol.Kafka; !k.Collector() || k.Detector() || k.Speaker() {
+		t.Errorf("roles %v", k.Roles)
 	}
 }
 
@@ -329,6 +376,40 @@ func TestErrors(t *testing.T) {
 			`test.hcl:8:3: Incomplete client certificate`},
 		{"kafka partitions", minimal + "kafka {\n  brokers = [\"k:9092\"]\n  flow_topic { partitions = 0 }\n}\n",
 			`test.hcl:8:29: Invalid partitions`},
+		{"kafka unknown role", minimal + "kafka {\n  brokers = [\"k:9092\"]\n  roles = [\"collector\", \"router\"]\n}\n",
+			`test.hcl:8:25: Unknown role: "router" is not a role; write any of collector, detector, speaker`},
+		{"kafka role twice", minimal + "kafka {\n  brokers = [\"k:9092\"]\n  roles = [\"speaker\", \"speaker\"]\n}\n",
+			`test.hcl:8:23: Duplicate role: "speaker" is already listed at test.hcl:8:12`},
+		{"kafka no role", minimal + "kafka {\n  brokers = [\"k:9092\"]\n  roles = []\n}\n",
+			`test.hcl:8:11: No role`},
+		{"kafka empty group", minimal + "kafka {\n  brokers = [\"k:9092\"]\n  group = \"\"\n}\n",
+			`test.hcl:8:11: Empty group`},
+		{"kafka empty node", minimal + "kafka {\n  brokers = [\"k:9092\"]\n  node = \"\"\n}\n",
+			`test.hcl:8:10: Empty node`},
+		{"kafka session_timeout", minimal + "kafka {\n  brokers = [\"k:9092\"]\n  session_timeout = \"10m\"\n}\n",
+			`test.hcl:8:21: Invalid session_timeout: session_timeout 10m0s is out of range; write a duration from 1s to 5m`},
+		{"kafka session_timeout not a duration", minimal + "kafka {\n  brokers = [\"k:9092\"]\n  session_timeout = 6\n}\n",
+			`test.hcl:8:21: Invalid value: expected a string in double quotes`},
+		{"kafka max_buffered", minimal + "kafka {\n  brokers = [\"k:9092\"]\n  max_buffered = 10\n}\n",
+			`test.hcl:8:18: Invalid max_buffered: 10 is out of range; write a whole number from 1000 to 10000000`},
+		{"kafka source without kafka", minimal + "sources {\n  kafka \"g\" { topic = \"flows\" }\n}\n",
+			`test.hcl:7:3: Kafka source without a collector: source "g" is read by the collectors of a cluster: add a kafka block`},
+		{"kafka source without collector role", minimal + "kafka {\n  brokers = [\"k:9092\"]\n  roles = [\"detector\"]\n}\nsources {\n  kafka \"g\" { topic = \"flows\" }\n}\n",
+			`test.hcl:11:3: Kafka source without a collector: source "g" is read by collectors, and this node's roles are detector: add "collector" to roles in the kafka block at test.hcl:6:1`},
+		{"kafka source missing topic", minimal + "kafka { brokers = [\"k:9092\"] }\nsources {\n  kafka \"g\" {}\n}\n",
+			`test.hcl:8:3: Missing topic`},
+		{"kafka source empty topic", minimal + "kafka { brokers = [\"k:9092\"] }\nsources {\n  kafka \"g\" { topic = \"\" }\n}\n",
+			`test.hcl:8:23: Empty topic name`},
+		{"kafka source cluster topic", minimal + "kafka { brokers = [\"k:9092\"] }\nsources {\n  kafka \"g\" { topic = \"floodgate-flows-v1\" }\n}\n",
+			`test.hcl:8:23: Topic of the cluster`},
+		{"kafka source duplicate topic", minimal + "kafka { brokers = [\"k:9092\"] }\nsources {\n  kafka \"a\" { topic = \"flows\" }\n  kafka \"b\" { topic = \"flows\" }\n}\n",
+			`test.hcl:9:23: Duplicate topic: topic "flows" is already read at test.hcl:8:23`},
+		{"kafka source format", minimal + "kafka { brokers = [\"k:9092\"] }\nsources {\n  kafka \"g\" {\n    topic = \"flows\"\n    format = \"json\"\n  }\n}\n",
+			`test.hcl:10:14: Unknown format: "json" is not a format; write "goflow2"`},
+		{"kafka source empty group", minimal + "kafka { brokers = [\"k:9092\"] }\nsources {\n  kafka \"g\" {\n    topic = \"flows\"\n    group = \"\"\n  }\n}\n",
+			`test.hcl:10:13: Empty group`},
+		{"kafka source name taken", minimal + "kafka { brokers = [\"k:9092\"] }\nsources {\n  netflow \"r\" { listen = \"127.0.0.1:2055\" }\n  kafka \"r\" { topic = \"flows\" }\n}\n",
+			`test.hcl:9:3: Duplicate source name: a source named "r" is already defined at test.hcl:8:3`},
 		{"syntax", minimal + "hostgroup \"a\" {\n  prefixes = [\n}\n",
 			`test.hcl:8:1:`},
 	}
@@ -477,6 +558,7 @@ func FuzzParse(f *testing.F) {
 	f.Add(minimal + `hostgroup "a" { prefixes = ["192.0.2.0/24"] threshold "incoming" { pps = "1kpps" } }`)
 	f.Add("bgp { asn = \"x\" }")
 	f.Add("hostgroup {")
+	f.Add(minimal + "kafka {\n  brokers = [\"k:9092\"]\n  roles = [\"speaker\", \"collector\"]\n  session_timeout = \"6s\"\n}\nsources {\n  kafka \"g\" { topic = \"flows\" }\n}\n")
 	f.Add("")
 	if b, err := os.ReadFile("../examples/quickstart/floodgate.hcl"); err == nil {
 		f.Add(string(b))

@@ -3,7 +3,8 @@
 // validation that reports every error with its file:line:col, and compiling
 // the result into an immutable Policy that the other components read.
 //
-// It reads files and nothing else: no network, no clock.
+// It reads files, and the host name for the default kafka node, and
+// nothing else: no network, no clock.
 package policies
 
 import (
@@ -37,6 +38,10 @@ type Policy struct {
 	Mirrors []mirror.Config
 	// Pcaps are capture files replayed as sources.
 	Pcaps []pcapfile.Config
+	// KafkaSources are Kafka topics of flow records written by other
+	// programs (goflow2), read by the collectors of a cluster. Their
+	// names are unique among all sources.
+	KafkaSources []KafkaSource
 	// BGP is the embedded speaker and its neighbours.
 	BGP BGP
 	// Mitigation holds global mitigation settings.

@@ -40,10 +40,19 @@ type detectionBlock struct {
 }
 
 type sourcesBlock struct {
-	NetFlow []listenerBlock `hcl:"netflow,block"`
-	SFlow   []listenerBlock `hcl:"sflow,block"`
-	Mirror  []mirrorBlock   `hcl:"mirror,block"`
-	Pcap    []pcapBlock     `hcl:"pcap,block"`
+	NetFlow []listenerBlock    `hcl:"netflow,block"`
+	SFlow   []listenerBlock    `hcl:"sflow,block"`
+	Mirror  []mirrorBlock      `hcl:"mirror,block"`
+	Pcap    []pcapBlock        `hcl:"pcap,block"`
+	Kafka   []kafkaSourceBlock `hcl:"kafka,block"`
+}
+
+type kafkaSourceBlock struct {
+	Name      string         `hcl:"name,label"`
+	Topic     hcl.Expression `hcl:"topic"`
+	Format    hcl.Expression `hcl:"format"`
+	Group     hcl.Expression `hcl:"group"`
+	DeclRange hcl.Range      `hcl:",def_range"`
 }
 
 type mirrorBlock struct {
@@ -284,6 +293,11 @@ type webhookHookBlock struct {
 type kafkaBlock struct {
 	Brokers         hcl.Expression    `hcl:"brokers"`
 	ClientID        *string           `hcl:"client_id"`
+	Roles           hcl.Expression    `hcl:"roles"`
+	Node            hcl.Expression    `hcl:"node"`
+	Group           hcl.Expression    `hcl:"group"`
+	SessionTimeout  hcl.Expression    `hcl:"session_timeout"`
+	MaxBuffered     hcl.Expression    `hcl:"max_buffered"`
 	TLS             []kafkaTLSBlock   `hcl:"tls,block"`
 	SASL            []kafkaSASLBlock  `hcl:"sasl,block"`
 	FlowTopic       []kafkaTopicBlock `hcl:"flow_topic,block"`

@@ -51,6 +51,33 @@ type Mitigation struct {
 	Expires time.Time `json:"expires"`
 	// Origin names the node that decided.
 	Origin string `json:"origin"`
+
+	// The rest is the deciding detector's state, so that another
+	// detector can adopt the mitigation (extend it while the attack
+	// lasts, escalate it, withdraw it at its time); speakers need none
+	// of it.
+
+	// AttackPPS is the attack's smoothed rate when it was decided.
+	AttackPPS float64 `json:"attack_pps,omitempty"`
+	// Duration, Extend and Hold are the response's settings.
+	Duration time.Duration `json:"duration,omitempty"`
+	Extend   bool          `json:"extend,omitempty"`
+	Hold     time.Duration `json:"hold,omitempty"`
+	// EscalateAt, when set, is when an escalation is due if the attack
+	// is still on; Escalated records that it was made, Escalation that
+	// this mitigation is one.
+	EscalateAt time.Time `json:"escalate_at,omitzero"`
+	Escalated  bool      `json:"escalated,omitempty"`
+	Escalation bool      `json:"escalation,omitempty"`
+	// AttackEnded is when the attack ended, zero while it goes on.
+	AttackEnded time.Time `json:"attack_ended,omitzero"`
+	// Rule and Rules place the rule in its attack's rule set.
+	Rule  int `json:"rule,omitempty"`
+	Rules int `json:"rules,omitempty"`
+	// DryRun marks a decision that speakers only log.
+	DryRun bool `json:"dry_run,omitempty"`
+	// Manual marks a ban from an API.
+	Manual bool `json:"manual,omitempty"`
 }
 
 // ErrMitigation reports a mitigation message that does not decode or
