@@ -2,11 +2,12 @@ package floodgate_test
 
 // The import direction of the daemon's packages. The data flows one way:
 //
-//	sources → detect → flowspec → topics → kafka → bgp → controller
+//	sources → detect → flowspec → topics → kafka → bgp → controller → cluster
 //
 // (topics holds the formats of a cluster's Kafka topics: the records
 // from collectors to detectors, the decisions from detectors to speakers;
-// kafka the client and the topics' management) and so do the imports: a package may import only packages of its own
+// kafka the client and the topics' management; cluster assembles the
+// roles of a cluster node from the single node's parts) and so do the imports: a package may import only packages of its own
 // stage or of an earlier one. Two packages stand beside the pipeline:
 // policies (the configuration, which every stage may import, and which
 // itself imports only sources/... and controller/hooks, whose Config types
@@ -46,14 +47,14 @@ type kind int
 
 const (
 	kindOther    kind = iota // given no place: a leaf
-	kindPipeline             // sources, detect, flowspec, topics, kafka, bgp, controller
+	kindPipeline             // sources, detect, flowspec, topics, kafka, bgp, controller, cluster
 	kindPolicies             // the configuration
 	kindHooks                // controller/hooks
 	kindHarness              // cmd/..., integration/...: imported by no product package
 )
 
 // stageNames are the pipeline's stages, in order.
-var stageNames = []string{"sources", "detect", "flowspec", "topics", "kafka", "bgp", "controller"}
+var stageNames = []string{"sources", "detect", "flowspec", "topics", "kafka", "bgp", "controller", "cluster"}
 
 // place is a package's class: its kind and, in the pipeline, its stage.
 type place struct {
@@ -354,6 +355,8 @@ func TestImportRule(t *testing.T) {
 		{"flowspec", "controller", false},
 		{"bgp", "controller", false},
 		{"bgp", "controller/store", false},
+		{"cluster", "controller", true},
+		{"controller", "cluster", false},
 		// Beside it: everybody may import policies and controller/hooks.
 		{"sources/flow", "policies", true},
 		{"detect", "policies", true},

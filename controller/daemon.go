@@ -135,7 +135,7 @@ func NewDaemon(pol *policies.Policy, logger hclog.Logger, opts ...Options) (*Dae
 	d.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "floodgate"}),
-		newMetrics(d),
+		newMetrics(Parts{Policy: d.Policy, Sources: d.sourceStats, Engine: eng, Mitigator: d.Mitigator, Speaker: d.Speaker}),
 		d.Hooks.Collector(),
 	)
 	return d, nil
@@ -153,9 +153,6 @@ func (d *Daemon) Start(ctx context.Context) error {
 	d.mu.Unlock()
 	d.running.Store(true)
 	d.log.Info("floodgate running", "dry_run", d.Policy().Mitigation.DryRun)
-	if d.Policy().Kafka.Enabled() {
-		d.log.Warn("the kafka block is checked but not used: this version runs as a single node (the cluster roles are not built yet)")
-	}
 	return nil
 }
 
@@ -254,6 +251,10 @@ func (d *Daemon) Status(ctx context.Context) (Status, error) {
 	st.Budgets, err = d.Mitigator.Budgets(ctx)
 	return st, err
 }
+
+// HookObserver is the Observer that tells hooks of the mitigation loop's
+// events.
+func HookObserver(d *hooks.Dispatcher) Observer { return hookObserver{d} }
 
 // hookObserver turns the mitigation loop's events into hook events.
 type hookObserver struct{ d *hooks.Dispatcher }

@@ -7,14 +7,32 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/floodgate-ddos/floodgate/bgp"
+	"github.com/floodgate-ddos/floodgate/detect"
+	"github.com/floodgate-ddos/floodgate/policies"
+	"github.com/floodgate-ddos/floodgate/sources/flow"
 )
+
+// Parts are the components whose statistics the metrics read; any but
+// Policy may be nil (a node of a cluster holds only some).
+type Parts struct {
+	Policy    func() *policies.Policy
+	Sources   func() []flow.Stats
+	Engine    *detect.Engine
+	Mitigator *Mitigator
+	Speaker   *bgp.Speaker
+}
+
+// NewMetrics returns the Prometheus collector of p's statistics.
+func NewMetrics(p Parts) prometheus.Collector { return newMetrics(p) }
 
 // metrics exposes the daemon's counters to Prometheus. It reads each
 // component's statistics at scrape time, so the hot paths pay nothing.
 // Labels are bounded by the configuration: listener, hostgroup, neighbour,
 // family, kind, reason; never an address from traffic.
 type metrics struct {
-	d *Daemon
+	p Parts
 
 	flowDatagrams, flowBytes, flowRecords, flowMalformed, flowUnknownTemplate, flowDrops *prometheus.Desc
 	flowRefused, flowCounterSamples, flowTemplatesDropped, flowExportersDropped          *prometheus.Desc
@@ -30,12 +48,12 @@ type metrics struct {
 	bgpUp, bgpAdvertised *prometheus.Desc
 }
 
-func newMetrics(d *Daemon) *metrics {
+func newMetrics(p Parts) *metrics {
 	desc := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc("floodgate_"+name, help, labels, nil)
 	}
 	return &metrics{
-		d:                    d,
+		p:                    p,
 		flowDatagrams:        desc("flow_datagrams_total", "Datagrams received by a flow listener.", "listener", "protocol"),
 		flowBytes:            desc("flow_received_bytes_total", "Bytes of datagrams received by a flow listener.", "listener", "protocol"),
 		flowRecords:          desc("flow_records_total", "Records decoded by a flow listener.", "listener", "protocol"),
@@ -86,7 +104,11 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, l ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, l...)
 	}
-	for _, s := range m.d.sourceStats() {
+	var srcs []flow.Stats
+	if m.p.Sources != nil {
+		srcs = m.p.Sources()
+	}
+	for _, s := range srcs {
 		p := string(s.Protocol)
 		counter(m.flowDatagrams, float64(s.Datagrams), s.Name, p)
 		counter(m.flowBytes, float64(s.Bytes), s.Name, p)
@@ -107,7 +129,16 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 			counter(m.expDrops, float64(e.QueueDrops), s.Name, a)
 		}
 	}
-	ds := m.d.Engine.Stats()
+	m.collectDetection(counter, gauge)
+	m.collectMitigation(counter, gauge)
+	m.collectBGP(gauge)
+}
+
+func (m *metrics) collectDetection(counter, gauge func(*prometheus.Desc, float64, ...string)) {
+	if m.p.Engine == nil {
+		return
+	}
+	ds := m.p.Engine.Stats()
 	counter(m.detectRecords, float64(ds.Records))
 	counter(m.detectMonitored, float64(ds.Monitored))
 	gauge(m.detectHosts, float64(ds.Hosts))
@@ -120,8 +151,11 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	counter(m.detectRecordTiming, float64(ds.FutureDated), "future")
 	counter(m.detectRecordTiming, float64(ds.OverLong), "overlong")
 
-	pol := m.d.Policy()
-	mit := m.d.Mitigator
+}
+
+func (m *metrics) collectMitigation(counter, gauge func(*prometheus.Desc, float64, ...string)) {
+	pol := m.p.Policy()
+	mit := m.p.Mitigator
 	if mit == nil {
 		return
 	}
@@ -174,7 +208,15 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	for k, n := range active {
 		gauge(m.mitActive, float64(n), k[0], k[1])
 	}
-	if peers, err := m.d.Speaker.Peers(ctx); err == nil {
+}
+
+func (m *metrics) collectBGP(gauge func(*prometheus.Desc, float64, ...string)) {
+	if m.p.Speaker == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if peers, err := m.p.Speaker.Peers(ctx); err == nil {
 		for _, p := range peers {
 			name := p.Name
 			name = cmp.Or(name, p.Address)

@@ -43,6 +43,17 @@ func (d *Daemon) Reload(path string) error {
 	d.Mitigator.SetPolicy(pol)
 	d.mu.Unlock()
 	d.Engine.SetPolicy(pol)
+	for _, name := range RestartNeeded(old, pol) {
+		d.log.Warn("configuration change needs a restart to apply", "block", name)
+	}
+	d.log.Info("configuration reloaded", "files", len(pol.Files), "hostgroups", len(pol.Hostgroups))
+	return nil
+}
+
+// RestartNeeded names the parts of the configuration that differ between
+// old and pol and that a reload does not apply (a restart does).
+func RestartNeeded(old, pol *policies.Policy) []string {
+	var out []string
 	for _, c := range []struct {
 		name     string
 		old, new any
@@ -57,11 +68,10 @@ func (d *Daemon) Reload(path string) error {
 		{"mitigation.state_file", old.Mitigation.StateFile, pol.Mitigation.StateFile},
 	} {
 		if !reflect.DeepEqual(c.old, c.new) {
-			d.log.Warn("configuration change needs a restart to apply", "block", c.name)
+			out = append(out, c.name)
 		}
 	}
-	d.log.Info("configuration reloaded", "files", len(pol.Files), "hostgroups", len(pol.Hostgroups))
-	return nil
+	return out
 }
 
 // Policy returns the running policy.

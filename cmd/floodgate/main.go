@@ -12,6 +12,9 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/floodgate-ddos/floodgate/cluster"
 	"github.com/floodgate-ddos/floodgate/controller"
 	"github.com/floodgate-ddos/floodgate/policies"
 )
@@ -168,7 +171,7 @@ func cmdRun(args []string, _, stderr io.Writer) int {
 	}
 	log := controller.NewLogger(pol.Log, stderr)
 	log.Info("starting", "version", version, "config", path, "files", len(pol.Files))
-	d, err := controller.NewDaemon(pol, log, controller.Options{Version: version, ConfigPath: path})
+	d, err := newRunner(pol, log, controller.Options{Version: version, ConfigPath: path})
 	if err != nil {
 		log.Error("cannot build daemon", "error", err.Error())
 		return exitFailure
@@ -209,4 +212,22 @@ wait:
 	}
 	log.Info("stopped")
 	return code
+}
+
+// runner is a running Floodgate: a single node (controller.Daemon), or a
+// node of a cluster (cluster.Node) when the configuration has a kafka
+// block.
+type runner interface {
+	Start(ctx context.Context) error
+	Fatal() <-chan error
+	Reload(path string) error
+	Policy() *policies.Policy
+	Shutdown(ctx context.Context) error
+}
+
+func newRunner(pol *policies.Policy, log hclog.Logger, opts controller.Options) (runner, error) {
+	if pol.Kafka.Enabled() {
+		return cluster.NewNode(pol, log, opts)
+	}
+	return controller.NewDaemon(pol, log, opts)
 }

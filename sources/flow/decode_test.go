@@ -330,7 +330,7 @@ func checkRecords(t *testing.T, recs []sources.Record) {
 		if r.Sampling == 0 || r.End < r.Start {
 			t.Fatalf("bad record %+v", r)
 		}
-		if why := implausible(&r, DefaultMaxRecordPPS, DefaultMaxRecordBPS, false); why != "" {
+		if why := Implausible(&r, DefaultMaxRecordPPS, DefaultMaxRecordBPS, false); why != "" {
 			t.Fatalf("implausible record returned (%s): %+v", why, r)
 		}
 	}

@@ -31,10 +31,10 @@ const (
 // it wraps ErrMalformed, so such datagrams are counted as malformed.
 var ErrImplausible = fmt.Errorf("%w: implausible record", ErrMalformed)
 
-// implausible says why r cannot describe real traffic, or "" if it can.
+// Implausible says why r cannot describe real traffic, or "" if it can.
 // Counts are already scaled by the sampling rate. sFlow samples are one
 // packet each and carry no span: only their size is checked.
-func implausible(r *sources.Record, maxPPS, maxBPS float64, sampled bool) string {
+func Implausible(r *sources.Record, maxPPS, maxBPS float64, sampled bool) string {
 	if r.Packets == 0 {
 		if r.Bytes > 0 {
 			return fmt.Sprintf("%d bytes in 0 packets", r.Bytes)
@@ -64,7 +64,7 @@ func (d *Decoder) dropImplausible(out []sources.Record, from int) ([]sources.Rec
 	var first string
 	kept := from
 	for i := from; i < len(out); i++ {
-		why := implausible(&out[i], d.cfg.MaxRecordPPS, d.cfg.MaxRecordBPS, d.cfg.Protocol == ProtoSFlow)
+		why := Implausible(&out[i], d.cfg.MaxRecordPPS, d.cfg.MaxRecordBPS, d.cfg.Protocol == ProtoSFlow)
 		if why == "" {
 			out[kept] = out[i]
 			kept++
