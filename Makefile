@@ -8,7 +8,7 @@ LDFLAGS := -X main.version=$(VERSION)
 export PATH := $(PATH):/usr/local/go/bin
 
 # Debian packages the integration tests use (command:package).
-TEST_TOOLS := gobgpd:gobgpd gobgp:gobgpd ip:iproute2 tmux:tmux tcpreplay:tcpreplay sysctl:procps vtysh:frr bird:bird2 birdc:bird2 exabgp:exabgp nft:nftables
+TEST_TOOLS := gobgpd:gobgpd gobgp:gobgpd ip:iproute2 tmux:tmux tcpreplay:tcpreplay sysctl:procps vtysh:frr bird:bird2 birdc:bird2 exabgp:exabgp nft:nftables kcat:kcat
 
 PREFIX  ?= /usr/local
 DESTDIR ?=

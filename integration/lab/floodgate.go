@@ -19,17 +19,18 @@ import (
 // BuildFloodgate builds the floodgate binary into a temporary directory
 // that lives as long as the test binary, and returns its path. Concurrent
 // and repeated calls build once.
-func BuildFloodgate(t testing.TB) string { return buildCommand(t, "floodgate") }
+func BuildFloodgate(t testing.TB) string { return buildCommand(t, "floodgate", "./cmd/floodgate") }
 
 // BuildGen builds the traffic generator, floodgate-gen, as BuildFloodgate
 // builds the daemon. A test that needs a high packet rate runs it as its
 // own process: built without -race, it keeps the rate a race-instrumented
 // test binary cannot.
-func BuildGen(t testing.TB) string { return buildCommand(t, "floodgate-gen") }
+func BuildGen(t testing.TB) string { return buildCommand(t, "floodgate-gen", "./cmd/floodgate-gen") }
 
-// buildCommand builds ./cmd/name once per test binary (without the test's
-// -race instrumentation) and returns the binary's path.
-func buildCommand(t testing.TB, name string) string {
+// buildCommand builds the command in pkg (a path from the module's root)
+// as name, once per test binary (without the test's -race
+// instrumentation), and returns the binary's path.
+func buildCommand(t testing.TB, name, pkg string) string {
 	t.Helper()
 	builds.mu.Lock()
 	b, ok := builds.m[name]
@@ -50,7 +51,7 @@ func buildCommand(t testing.TB, name string) string {
 		bin := filepath.Join(dir, name)
 		_, file, _, _ := runtime.Caller(0)
 		root := filepath.Join(filepath.Dir(file), "..", "..")
-		cmd := exec.Command("go", "build", "-o", bin, "./cmd/"+name)
+		cmd := exec.Command("go", "build", "-o", bin, pkg)
 		cmd.Dir = root
 		out, err := cmd.CombinedOutput()
 		if err != nil {
