@@ -162,11 +162,11 @@ func (b nodeBackend) Reload() error {
 type clusterMetrics struct {
 	n *Node
 
-	pubRecords, pubMessages, pubUnmonitored, pubDropped   *prometheus.Desc
-	readRecords, readMalformed, readPartitions            *prometheus.Desc
-	logActive, logRecords, logMalformed, logWritten       *prometheus.Desc
-	spkActive, spkAnnounced, spkWithdrawn, spkRefused     *prometheus.Desc
-	gf2Records, gf2Messages, gf2Malformed, gf2Implausible *prometheus.Desc
+	pubRecords, pubMessages, pubUnmonitored, pubDropped, pubAcked *prometheus.Desc
+	readRecords, readMalformed, readPartitions                    *prometheus.Desc
+	logActive, logRecords, logMalformed, logWritten               *prometheus.Desc
+	spkActive, spkAnnounced, spkWithdrawn, spkRefused             *prometheus.Desc
+	gf2Records, gf2Messages, gf2Malformed, gf2Implausible         *prometheus.Desc
 }
 
 func newClusterMetrics(n *Node) *clusterMetrics {
@@ -177,6 +177,7 @@ func newClusterMetrics(n *Node) *clusterMetrics {
 		pubRecords:     d("published_records_total", "Flow records handed to Kafka by the collector (once per key)."),
 		pubMessages:    d("published_messages_total", "Flow-topic messages handed to Kafka."),
 		pubUnmonitored: d("unmonitored_records_total", "Flow records of no monitored address, not published."),
+		pubAcked:       d("acked_records_total", "Flow records acknowledged by the brokers."),
 		pubDropped:     d("dropped_records_total", "Flow records dropped: buffer full (kafka max_buffered) or not delivered in time."),
 		readRecords:    d("read_records_total", "Flow records read from the flow topic by the detector."),
 		readMalformed:  d("read_malformed_messages_total", "Flow-topic messages that did not decode."),
@@ -217,6 +218,7 @@ func (m *clusterMetrics) Collect(ch chan<- prometheus.Metric) {
 		c(m.pubRecords, s.Records)
 		c(m.pubMessages, s.Messages)
 		c(m.pubUnmonitored, s.Unmonitored)
+		c(m.pubAcked, s.Acked)
 		c(m.pubDropped, s.Dropped)
 	}
 	if r := n.Reader; r != nil {

@@ -35,7 +35,7 @@ type Publisher struct {
 
 	scratch sync.Pool
 
-	records, messages, unmonitored, dropped, droppedMsgs atomic.Uint64
+	records, messages, unmonitored, acked, dropped, droppedMsgs atomic.Uint64
 }
 
 // DeliveryTimeout is how long a published message may wait for the
@@ -50,6 +50,8 @@ type PublisherStats struct {
 	// Unmonitored records had no monitored address and were not
 	// published.
 	Unmonitored uint64
+	// Acked records were acknowledged by the brokers.
+	Acked uint64
 	// Dropped records (in DroppedMessages messages) did not fit the
 	// buffer or were not delivered in time.
 	Dropped, DroppedMessages uint64
@@ -102,8 +104,12 @@ func (p *Publisher) Start(context.Context) error {
 	return nil
 }
 
-// Stop flushes what is buffered within ctx's deadline and closes the
-// client; what is left is counted as dropped.
+// FlushTimeout bounds how long Stop waits for the buffered records to
+// be delivered, so that brokers that are away do not hold up a shutdown.
+const FlushTimeout = 2 * time.Second
+
+// Stop delivers what is buffered within FlushTimeout (and ctx) and closes
+// the client; what is still buffered then is dropped and counted.
 func (p *Publisher) Stop(ctx context.Context) error {
 	p.mu.Lock()
 	cl := p.cl
@@ -112,18 +118,19 @@ func (p *Publisher) Stop(ctx context.Context) error {
 	if cl == nil {
 		return nil
 	}
-	err := cl.Flush(ctx)
-	cl.Close()
-	if err != nil {
-		return fmt.Errorf("publisher: flush: %w", err)
+	fctx, cancel := context.WithTimeout(ctx, FlushTimeout)
+	defer cancel()
+	if err := cl.Flush(fctx); err != nil {
+		p.log.Warn("flow records still buffered at stop are dropped", "buffered", cl.BufferedProduceRecords(), "error", err.Error())
 	}
+	cl.Close() // fails what is left: counted as dropped
 	return nil
 }
 
 // Stats returns the counters.
 func (p *Publisher) Stats() PublisherStats {
 	return PublisherStats{Records: p.records.Load(), Messages: p.messages.Load(), Unmonitored: p.unmonitored.Load(),
-		Dropped: p.dropped.Load(), DroppedMessages: p.droppedMsgs.Load()}
+		Acked: p.acked.Load(), Dropped: p.dropped.Load(), DroppedMessages: p.droppedMsgs.Load()}
 }
 
 // Ingest implements sources.Sink.
@@ -167,20 +174,21 @@ func (p *Publisher) Ingest(batch []sources.Record) {
 		}
 		p.records.Add(n)
 		p.messages.Add(1)
-		cl.TryProduce(context.Background(), rec, p.delivered)
+		cl.TryProduce(context.Background(), rec, p.done)
 	}
 	clear(sc.index)
 	sc.keys = sc.keys[:0]
 }
 
-// delivered counts a message that could not be delivered.
-func (p *Publisher) delivered(r *kgo.Record, err error) {
-	if err == nil {
-		return
-	}
+// done counts a message that was acknowledged, or could not be delivered.
+func (p *Publisher) done(r *kgo.Record, err error) {
 	_, n, herr := topics.FlowHeader(r.Value)
 	if herr != nil {
 		n = 0
+	}
+	if err == nil {
+		p.acked.Add(uint64(n))
+		return
 	}
 	p.drop(uint64(n), err)
 }

@@ -18,7 +18,9 @@ import (
 // time from an attack's first datagram or packet to the FlowSpec rule in a
 // router's RIB (gobgpd, read over its API every 5 ms), with the shipped
 // detection defaults and an attack at 5× the threshold, over repeated
-// runs, and prints median and maximum. It runs only with
+// runs, and prints median and maximum; then the NetFlow input again
+// through a cluster of separate collector, detector and speaker processes
+// on a kfake process (the cluster's row). It runs only with
 // FLOODGATE_BENCH_E2E=1 (make bench-e2e).
 func TestE2ELatency(t *testing.T) {
 	if os.Getenv("FLOODGATE_BENCH_E2E") != "1" {
@@ -68,7 +70,7 @@ hostgroup "customers" {
   }
 }
 `, controllerASN, nb.String(), filepath.Join(dir, "api.sock"), filepath.Join(dir, "state.db"))
-	lab.StartFloodgateIn(t, bin, l.Netns("ctl"), cfg)
+	single := lab.StartFloodgateIn(t, bin, l.Netns("ctl"), cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	if _, err := l.WaitSessions(ctx); err != nil {
@@ -90,9 +92,9 @@ hostgroup "customers" {
 		}},
 	}
 	var table strings.Builder
-	fmt.Fprintf(&table, "\n%-18s %5s %10s %10s %10s\n", "input", "runs", "median", "min", "max")
+	fmt.Fprintf(&table, "\n%-26s %5s %10s %10s %10s\n", "input", "runs", "median", "min", "max")
 	host := 10
-	for _, in := range inputs {
+	measure := func(name string, emit func() gen.Emitter) {
 		var ds []time.Duration
 		for r := range runs {
 			host++
@@ -102,7 +104,7 @@ hostgroup "customers" {
 			var start startLine
 			done := make(chan error, 1)
 			go func() {
-				_, err := gen.Run(ctx, s, &start, in.emit())
+				_, err := gen.Run(ctx, s, &start, emit())
 				done <- err
 			}()
 			want := flowspecPrefix(victim.String() + "/32")
@@ -118,24 +120,56 @@ hostgroup "customers" {
 					}
 				}
 				if ctx.Err() != nil {
-					t.Fatalf("%s run %d: no rule", in.name, r)
+					t.Fatalf("%s run %d: no rule", name, r)
 				}
 				time.Sleep(5 * time.Millisecond)
 			}
 			if err := <-done; err != nil {
-				t.Fatalf("%s: generator: %v", in.name, err)
+				t.Fatalf("%s: generator: %v", name, err)
 			}
 			d := seen.Sub(start.get())
 			ds = append(ds, d)
-			t.Logf("%s run %d: %s", in.name, r+1, d.Round(time.Millisecond))
+			t.Logf("%s run %d: %s", name, r+1, d.Round(time.Millisecond))
 		}
 		med, maximum := latencies(ds)
 		minimum := ds[0]
 		for _, d := range ds {
 			minimum = min(minimum, d)
 		}
-		fmt.Fprintf(&table, "%-18s %5d %10s %10s %10s\n", in.name, len(ds), med.Round(time.Millisecond), minimum.Round(time.Millisecond), maximum.Round(time.Millisecond))
+		fmt.Fprintf(&table, "%-26s %5d %10s %10s %10s\n", name, len(ds), med.Round(time.Millisecond), minimum.Round(time.Millisecond), maximum.Round(time.Millisecond))
 	}
+	for _, in := range inputs {
+		measure(in.name, in.emit)
+	}
+
+	// The same NetFlow input through a cluster of three processes on a
+	// kfake process in the same namespace: collector -> flow topic ->
+	// detector -> mitigation topic -> speaker -> gobgpd. The single node
+	// stops first, so that the speaker takes its sessions.
+	if err := single.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	kafkaAddr, _ := l.Addr("ctl", "tap")
+	brokers := netip.AddrPortFrom(kafkaAddr, clusterKafkaPort).String()
+	kf := l.StartProc(t, "kfake", "ctl", lab.BuildKfake(t), "-listen", brokers)
+	if err := kf.WaitLog(ctx, "kfake listening"); err != nil {
+		t.Fatal(err)
+	}
+	var nodes []*lab.Floodgate
+	for _, n := range []struct{ name, sources, role string }{
+		{"s", "", "speaker"}, {"d", "", "detector"},
+		{"c", "sources {\n  netflow \"routers\" { listen = \"127.0.0.1:2055\" }\n}", "collector"},
+	} {
+		nodes = append(nodes, lab.StartFloodgateIn(t, bin, l.Netns("ctl"), clusterConfig(l, t.TempDir(), "ctl", n.name, brokers, n.sources, n.role)))
+	}
+	if _, err := l.WaitSessions(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := nodes[1].WaitLog(ctx, "flow partitions assigned"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	measure("cluster: netflow v9 1:100", inputs[1].emit)
 	t.Log(table.String())
 	fmt.Print(table.String())
 }
