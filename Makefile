@@ -59,6 +59,7 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./... | tee bench.txt
+	FLOODGATE_BENCH_CLUSTER=1 $(GO) test -run '^$$' -bench ClusterThroughput -benchtime 2000000x -count 6 ./integration/ | tee -a bench.txt
 
 # Installs the binary, the systemd unit and, if none exists, a starting
 # configuration; creates the floodgate system user when run as root on the

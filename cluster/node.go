@@ -285,6 +285,14 @@ func (n *Node) ownerOf(m *controller.Mitigation) int32 {
 	return n.owner(n.cls.ownerKey(nil, m.Victim))
 }
 
+// AdoptGrace is the least time an adopted automatic mitigation has left:
+// one due to expire sooner is given until then, so that the new owner can
+// count the attack (from the partition's committed offset) and extend it
+// if it goes on, rather than withdraw a rule its dead detector would have
+// extended. A mitigation expires at the later of its own expiry and
+// AdoptGrace after the adoption.
+const AdoptGrace = 5 * time.Second
+
 // Assigned adopts the active mitigations owned by the flow partitions the
 // detector now reads: their detector is gone, or gave them up.
 func (n *Node) Assigned(ctx context.Context, parts []int32) {
@@ -294,11 +302,18 @@ func (n *Node) Assigned(ctx context.Context, parts []int32) {
 		return
 	}
 	var adopt []controller.Mitigation
+	soon := time.Now().Add(AdoptGrace)
 	for _, t := range n.Log.Active() {
 		m := fromTopic(&t)
-		if slices.Contains(parts, n.ownerOf(&m)) {
-			adopt = append(adopt, m)
+		if !slices.Contains(parts, n.ownerOf(&m)) {
+			continue
 		}
+		if m.Expires.Before(soon) && time.Now().Before(m.Expires) && !m.Manual {
+			// Its detector extended it at each expiry while the attack
+			// lasted; this one must first count the attack again.
+			m.Expires = soon
+		}
+		adopt = append(adopt, m)
 	}
 	if len(adopt) == 0 {
 		return

@@ -39,7 +39,7 @@ type chaosAttack struct {
 
 type chaosEvent struct {
 	at     time.Duration
-	kill   string        // ctl node whose floodgate gets SIGKILL
+	kill   string        // the floodgate process that gets SIGKILL
 	down   time.Duration // how long it stays down
 	router string        // or: router restarted
 }
@@ -48,9 +48,9 @@ var chaosKinds = []string{"ntp", "dns", "memcached", "syn", "icmp"}
 
 // newChaosPlan draws a campaign: n attacks of every kind over the window,
 // through sFlow and NetFlow v9, IPv4 and IPv6, many overlapping; kills
-// floodgate processes one at a time at random moments (never both
-// speakers at once); restarts routers.
-func newChaosPlan(seed uint64, n, kills, routerRestarts int, window time.Duration, routers []string) chaosPlan {
+// floodgate processes (of killable) one at a time at random moments;
+// restarts routers.
+func newChaosPlan(seed uint64, n, kills, routerRestarts int, window time.Duration, routers, killable []string) chaosPlan {
 	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	p := chaosPlan{seed: seed, window: window}
 	for i := range n {
@@ -72,7 +72,7 @@ func newChaosPlan(seed uint64, n, kills, routerRestarts int, window time.Duratio
 	for s, k := range order {
 		e := chaosEvent{at: 3*time.Second + time.Duration(s)*span + time.Duration(r.Int64N(int64(max(span-8*time.Second, time.Second))))}
 		if k < kills {
-			e.kill = []string{"ctl", "ctl2"}[r.IntN(2)]
+			e.kill = killable[r.IntN(len(killable))]
 			e.down = 500*time.Millisecond + time.Duration(r.Int64N(int64(2500*time.Millisecond)))
 		} else {
 			e.router = routers[r.IntN(len(routers))]
@@ -148,7 +148,13 @@ func chaosConfig(l *lab.Lab, dir, ctl string) string {
 		`netflow "lab" { listen = "127.0.0.1:2055" }
   sflow "lab-sflow" { listen = "127.0.0.1:6343" }`, 1)
 	i := strings.Index(cfg, `hostgroup "customers"`)
-	return cfg[:i] + `hostgroup "customers" {
+	return cfg[:i] + chaosHostgroup
+}
+
+// chaosHostgroup is the campaign's hostgroup: one FlowSpec response of 5 s
+// for every attack (extended while it lasts) and no aggregation, so that
+// each attack keeps rules of its own.
+const chaosHostgroup = `hostgroup "customers" {
   prefixes        = ["203.0.113.0/24", "2001:db8:ffff::/48"]
   aggregate_after = 0
   threshold "incoming" { pps = "20kpps" }
@@ -158,7 +164,6 @@ func chaosConfig(l *lab.Lab, dir, ctl string) string {
   }
 }
 `
-}
 
 // chaosWatch polls every router's FlowSpec routes every 200 ms and keeps,
 // per router and attack, when the attack was first and last covered and
@@ -173,6 +178,24 @@ type chaosWatch struct {
 	restart map[string][][2]time.Duration // router restart windows
 }
 
+// chaosProc is one floodgate process of a campaign, and the sockets
+// that feed its flow listeners (a collector's, or a single node's).
+type chaosProc struct {
+	name, ctl, dir, cfg string
+	fg                  *lab.Floodgate
+	nf, sf              *net.UDPConn
+	nfEnc               flowgen.NetFlowV9
+	sfEnc               flowgen.SFlowV5
+}
+
+// chaosTarget is what a campaign runs against: its processes, those the
+// driver may kill, and which processes receive an attack's flows.
+type chaosTarget struct {
+	procs    map[string]*chaosProc
+	killable []string
+	feeds    func(a chaosAttack) []*chaosProc
+}
+
 // TestChaos runs a seeded campaign of attacks through sFlow and NetFlow v9
 // into two floodgates (ctl and ctl2, redundant speakers) peering with FRR,
 // BIRD and gobgpd, while a driver kills floodgate processes with SIGKILL
@@ -185,6 +208,19 @@ type chaosWatch struct {
 // campaign (10 attacks, 3 kills, 1 router restart in 40 s); make chaos a
 // long one (FLOODGATE_CHAOS=full). FLOODGATE_CHAOS_SEED replays a seed.
 func TestChaos(t *testing.T) {
+	runChaos(t, false)
+}
+
+// TestChaosCluster is the campaign against a cluster on a kfake process:
+// two collectors (each attack fed to one of them), two detectors and two
+// speakers, any of the six killed at random moments; at the end the
+// mitigation topic, as every node's API shows it, is empty like the
+// routers' tables.
+func TestChaosCluster(t *testing.T) {
+	runChaos(t, true)
+}
+
+func runChaos(t *testing.T, clustered bool) {
 	lab.RequireRoot(t, "ip", "gobgpd", "bird", "birdc", "vtysh", "go")
 	n, kills, restarts, window := 10, 3, 1, 40*time.Second
 	if os.Getenv("FLOODGATE_CHAOS") == "full" {
@@ -199,43 +235,45 @@ func TestChaos(t *testing.T) {
 		seed = v
 	}
 	bin := lab.BuildFloodgate(t)
-	l := lab.Up(t, grTopology(2))
-	plan := newChaosPlan(seed, n, kills, restarts, window, l.Routers())
+	topo := grTopology(2)
+	if clustered {
+		topo.Name = "floodgate-chaos-cluster"
+		topo.Links = append(topo.Links, lab.Link{A: "ctl", B: "ctl2"})
+	}
+	l := lab.Up(t, topo)
+	ctx, cancel := context.WithTimeout(context.Background(), window+5*time.Minute)
+	defer cancel()
+	start := time.Now()
+	var tg chaosTarget
+	if clustered {
+		tg = chaosCluster(ctx, t, l, bin)
+	} else {
+		tg = chaosSingle(t, l, bin)
+	}
+	plan := newChaosPlan(seed, n, kills, restarts, window, l.Routers(), tg.killable)
 	t.Logf("seed %d (FLOODGATE_CHAOS_SEED=%d replays it): %d attacks, %d events in %s", seed, seed, len(plan.attacks), len(plan.events), window)
 	for _, a := range plan.attacks {
 		in := "netflow-v9"
 		if a.sflow {
 			in = "sflow-1:100"
 		}
-		t.Logf("attack %2d %-9s %-11s %-22s %5.1fs-%5.1fs", a.id, a.kind, in, a.victim, a.start.Seconds(), a.end.Seconds())
+		var to []string
+		for _, p := range tg.feeds(a) {
+			to = append(to, p.name)
+		}
+		t.Logf("attack %2d %-9s %-11s %-22s %5.1fs-%5.1fs to %s", a.id, a.kind, in, a.victim, a.start.Seconds(), a.end.Seconds(), strings.Join(to, ","))
 	}
 	for _, e := range plan.events {
 		if e.kill != "" {
-			t.Logf("event %5.1fs: SIGKILL floodgate in %s, down %.1fs", e.at.Seconds(), e.kill, e.down.Seconds())
+			t.Logf("event %5.1fs: SIGKILL floodgate %s, down %.1fs", e.at.Seconds(), e.kill, e.down.Seconds())
 		} else {
 			t.Logf("event %5.1fs: restart router %s", e.at.Seconds(), e.router)
 		}
 	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), window+5*time.Minute)
-	defer cancel()
-	type speaker struct {
-		dir, cfg string
-		fg       *lab.Floodgate
-		nf, sf   *net.UDPConn
-	}
-	sp := map[string]*speaker{}
-	for _, ctl := range []string{"ctl", "ctl2"} {
-		s := &speaker{dir: t.TempDir()}
-		s.cfg = chaosConfig(l, s.dir, ctl)
-		s.fg = lab.StartFloodgateIn(t, bin, l.Netns(ctl), s.cfg)
-		s.nf = udpIn(t, l.Netns(ctl), netip.MustParseAddrPort("127.0.0.1:2055"))
-		s.sf = udpIn(t, l.Netns(ctl), netip.MustParseAddrPort("127.0.0.1:6343"))
-		sp[ctl] = s
-	}
 	if _, err := l.WaitSessions(ctx); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("floodgate processes up and sessions established in %s", time.Since(start).Round(time.Millisecond))
 
 	w := &chaosWatch{start: time.Now(), first: map[string]map[int]time.Duration{}, last: map[string]map[int]time.Duration{},
 		gaps: map[string]map[int][]time.Duration{}, polls: map[string]int{}, restart: map[string][][2]time.Duration{}}
@@ -284,8 +322,10 @@ func TestChaos(t *testing.T) {
 	go func() {
 		defer close(traffic)
 		r := rand.New(rand.NewPCG(seed, 1))
-		nf := flowgen.NetFlowV9{SourceID: 7}
-		sf := flowgen.SFlowV5{Agent: netip.MustParseAddr("192.0.2.200"), SamplingRate: 100, Boot: w.start, IfIndex: 3}
+		for _, p := range tg.procs {
+			p.nfEnc = flowgen.NetFlowV9{SourceID: 7}
+			p.sfEnc = flowgen.SFlowV5{Agent: netip.MustParseAddr("192.0.2.200"), SamplingRate: 100, Boot: w.start, IfIndex: 3}
+		}
 		tick := time.NewTicker(100 * time.Millisecond)
 		defer tick.Stop()
 		for i := 0; ; i++ {
@@ -299,57 +339,59 @@ func TestChaos(t *testing.T) {
 			if at > window {
 				return
 			}
-			var nfFlows, sfFlows []flowgen.Flow
+			nfFlows, sfFlows := map[*chaosProc][]flowgen.Flow{}, map[*chaosProc][]flowgen.Flow{}
 			for _, a := range plan.attacks {
 				if at < a.start || at >= a.end {
 					continue
 				}
-				if a.sflow {
+				flows := a.flows(now, r)
+				for _, p := range tg.feeds(a) {
+					if !a.sflow {
+						nfFlows[p] = append(nfFlows[p], flows...)
+						continue
+					}
 					// One sample per 100 packets of each flow.
-					for _, f := range a.flows(now, r) {
+					for _, f := range flows {
 						for range f.Packets / 100 {
 							g := f
 							g.Bytes = 0 // the shortest frame that holds the headers
 							if a.kind != "syn" {
 								g.Bytes = 14 + f.Bytes/f.Packets // the frame: Ethernet and IP
 							}
-							sfFlows = append(sfFlows, g)
+							sfFlows[p] = append(sfFlows[p], g)
 						}
 					}
-				} else {
-					nfFlows = append(nfFlows, a.flows(now, r)...)
 				}
 			}
-			var dgrams [][]byte
-			if i%10 == 0 {
-				dgrams = append(dgrams, nf.AppendTemplates(nil, now))
-			}
-			for len(nfFlows) > 0 {
-				k := min(len(nfFlows), 20)
-				b, err := nf.AppendData(nil, now, nfFlows[:k])
-				if err != nil {
-					t.Errorf("encode netflow: %v", err)
+			for _, p := range tg.procs {
+				if p.nf == nil {
+					continue
 				}
-				dgrams = append(dgrams, b)
-				nfFlows = nfFlows[k:]
-			}
-			per := sf.MaxRecordsPerDatagram(1400)
-			var sdgrams [][]byte
-			for len(sfFlows) > 0 {
-				k := min(len(sfFlows), per)
-				b, err := sf.AppendData(nil, now, sfFlows[:k])
-				if err != nil {
-					t.Errorf("encode sflow: %v", err)
+				var dgrams [][]byte
+				if i%10 == 0 {
+					dgrams = append(dgrams, p.nfEnc.AppendTemplates(nil, now))
 				}
-				sdgrams = append(sdgrams, b)
-				sfFlows = sfFlows[k:]
-			}
-			for _, s := range sp {
+				for fl := nfFlows[p]; len(fl) > 0; {
+					k := min(len(fl), 20)
+					b, err := p.nfEnc.AppendData(nil, now, fl[:k])
+					if err != nil {
+						t.Errorf("encode netflow: %v", err)
+					}
+					dgrams = append(dgrams, b)
+					fl = fl[k:]
+				}
 				for _, b := range dgrams {
-					s.nf.Write(b)
+					p.nf.Write(b)
 				}
-				for _, b := range sdgrams {
-					s.sf.Write(b)
+				per := p.sfEnc.MaxRecordsPerDatagram(1400)
+				for fl := sfFlows[p]; len(fl) > 0; {
+					k := min(len(fl), per)
+					b, err := p.sfEnc.AppendData(nil, now, fl[:k])
+					if err != nil {
+						t.Errorf("encode sflow: %v", err)
+					}
+					p.sf.Write(b)
+					fl = fl[k:]
 				}
 			}
 		}
@@ -363,12 +405,12 @@ func TestChaos(t *testing.T) {
 		case <-time.After(time.Until(w.start.Add(e.at))):
 		}
 		if e.kill != "" {
-			s := sp[e.kill]
+			s := tg.procs[e.kill]
 			if err := s.fg.Kill(); err != nil {
 				t.Fatalf("kill %s: %v", e.kill, err)
 			}
 			time.Sleep(e.down)
-			s.fg = lab.StartFloodgateIn(t, bin, l.Netns(e.kill), s.cfg)
+			s.fg = lab.StartFloodgateIn(t, bin, l.Netns(s.ctl), s.cfg)
 			c, cancel := context.WithTimeout(ctx, 30*time.Second)
 			_, err := l.WaitSessions(c)
 			cancel()
@@ -467,13 +509,79 @@ func TestChaos(t *testing.T) {
 		t.Logf("%s: %d polls", name, w.polls[name])
 	}
 	t.Logf("longest time an attack went unmitigated after its first mitigation, outside router restarts: %s", longest)
-	for ctl, s := range sp {
+	for name, s := range tg.procs {
 		ms, err := controller.NewClient(filepath.Join(s.dir, "api.sock"), "").Mitigations(ctx)
 		if err != nil {
-			t.Fatalf("%s: %v", ctl, err)
+			t.Fatalf("%s: %v", name, err)
 		}
 		if len(ms.Mitigations) != 0 {
-			t.Errorf("%s still holds %d mitigations after every rule left the routers", ctl, len(ms.Mitigations))
+			t.Errorf("%s still shows %d mitigations after every rule left the routers", name, len(ms.Mitigations))
 		}
 	}
+}
+
+// chaosSingle is two single nodes, redundant speakers fed the same flows.
+func chaosSingle(t *testing.T, l *lab.Lab, bin string) chaosTarget {
+	tg := chaosTarget{procs: map[string]*chaosProc{}, killable: []string{"ctl", "ctl2"}}
+	for _, ctl := range tg.killable {
+		s := &chaosProc{name: ctl, ctl: ctl, dir: t.TempDir()}
+		s.cfg = chaosConfig(l, s.dir, ctl)
+		s.fg = lab.StartFloodgateIn(t, bin, l.Netns(ctl), s.cfg)
+		s.nf = udpIn(t, l.Netns(ctl), netip.MustParseAddrPort("127.0.0.1:2055"))
+		s.sf = udpIn(t, l.Netns(ctl), netip.MustParseAddrPort("127.0.0.1:6343"))
+		tg.procs[ctl] = s
+	}
+	both := []*chaosProc{tg.procs["ctl"], tg.procs["ctl2"]}
+	tg.feeds = func(chaosAttack) []*chaosProc { return both }
+	return tg
+}
+
+// chaosCluster is a cluster on a kfake process in ctl: a speaker, a
+// detector and a collector in each of ctl and ctl2; each attack is fed to
+// one collector.
+func chaosCluster(ctx context.Context, t *testing.T, l *lab.Lab, bin string) chaosTarget {
+	kafkaAddr, _ := l.Addr("ctl", "ctl2")
+	brokers := netip.AddrPortFrom(kafkaAddr, clusterKafkaPort).String()
+	kf := l.StartProc(t, "kfake", "ctl", lab.BuildKfake(t), "-listen", brokers, "-min-session-timeout", "1s")
+	c, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := kf.WaitLog(c, "kfake listening"); err != nil {
+		t.Fatal(err)
+	}
+	tg := chaosTarget{procs: map[string]*chaosProc{}}
+	const listeners = `sources {
+  netflow "lab" { listen = "127.0.0.1:2055" }
+  sflow "lab-sflow" { listen = "127.0.0.1:6343" }
+}`
+	for _, p := range []struct{ name, ctl, role string }{
+		{"s1", "ctl", "speaker"}, {"s2", "ctl2", "speaker"},
+		{"d1", "ctl", "detector"}, {"d2", "ctl2", "detector"},
+		{"c1", "ctl", "collector"}, {"c2", "ctl2", "collector"},
+	} {
+		s := &chaosProc{name: p.name, ctl: p.ctl, dir: t.TempDir()}
+		sources := ""
+		if p.role == "collector" {
+			sources = listeners
+		}
+		cfg := clusterConfig(l, s.dir, p.ctl, p.name, brokers, sources, p.role)
+		i := strings.Index(cfg, `hostgroup "customers"`)
+		s.cfg = cfg[:i] + chaosHostgroup
+		s.fg = lab.StartFloodgateIn(t, bin, l.Netns(p.ctl), s.cfg)
+		if p.role == "collector" {
+			s.nf = udpIn(t, l.Netns(p.ctl), netip.MustParseAddrPort("127.0.0.1:2055"))
+			s.sf = udpIn(t, l.Netns(p.ctl), netip.MustParseAddrPort("127.0.0.1:6343"))
+		}
+		tg.procs[p.name] = s
+		tg.killable = append(tg.killable, p.name)
+	}
+	for _, d := range []string{"d1", "d2"} {
+		c, cancel := context.WithTimeout(ctx, 60*time.Second)
+		if err := tg.procs[d].fg.WaitLog(c, "flow partitions assigned"); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+	}
+	time.Sleep(clusterSession) // the group settles on both members
+	tg.feeds = func(a chaosAttack) []*chaosProc { return []*chaosProc{tg.procs[fmt.Sprint("c", 1+a.id%2)]} }
+	return tg
 }

@@ -105,6 +105,7 @@ kafka {
 hostgroup "customers" {
   prefixes = ["203.0.113.0/24", "2001:db8:ffff::/48"]
   threshold "incoming" { pps = "20kpps" }
+  aggregate_after = 0
   response "reflection" {
     when = attack.protocol == "udp" && attack.top_src_port.share > 0.8
     flowspec { action = "discard" }

@@ -64,6 +64,7 @@ mitigation { state_file = "%s" }
 hostgroup "customers" {
   prefixes = ["203.0.113.0/24"]
   threshold "incoming" { pps = "20kpps" }
+  aggregate_after = 0 # one rule per victim, whatever the number of runs
   response "flowspec" {
     flowspec { action = "discard" }
     duration = "30s"
