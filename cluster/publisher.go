@@ -20,7 +20,8 @@ import (
 // Publisher is a collector's output: a sources.Sink that publishes every
 // record of a monitored address to the flow topic under its partition
 // keys (topics.Keys), one message per key and direction per batch. While
-// the brokers are away it buffers up to kafka.max_buffered messages and
+// the brokers are away it buffers up to kafka.max_buffered messages (of a
+// key's records from one batch each) and
 // drops, counting them, what does not fit or is not delivered within
 // DeliveryTimeout; it never blocks a source.
 type Publisher struct {
@@ -83,10 +84,9 @@ func NewPublisher(pol *policies.Policy, logger hclog.Logger) (*Publisher, error)
 		kgo.MaxBufferedRecords(pol.Kafka.MaxBuffered),
 		kgo.RecordDeliveryTimeout(DeliveryTimeout),
 		kgo.ProducerLinger(2*time.Millisecond),
-		// Detection counts; a lost record under-counts, a duplicate
-		// over-counts: no retries that could duplicate, acks from the
-		// leader only (the flow topic is a stream, not a ledger).
-		kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite(),
+		// Detection counts, and a duplicate would count twice: the
+		// client's idempotent writes (its default, with acks from every
+		// in-sync replica) let it retry without duplicating.
 	)
 	p.scratch.New = func() any { return &pubScratch{index: map[string]int{}} }
 	return p, nil

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/floodgate-ddos/floodgate/controller"
 	"github.com/floodgate-ddos/floodgate/flowspec"
 	"github.com/floodgate-ddos/floodgate/policies"
 	"github.com/floodgate-ddos/floodgate/topics"
@@ -36,7 +37,8 @@ const ExpiryGrace = 15 * time.Second
 // SpeakerSet is a speaker's role: it announces exactly the mitigation
 // log's active set, each mitigation checked again against this node's own
 // policy first (monitored networks, whitelists, breadth, the protocol
-// component, max_active and each hostgroup's max_rules: the safety of
+// component, max_active, each hostgroup's max_rules and the smallest
+// max_flowspec_rules of the neighbours that take FlowSpec: the safety of
 // mitigation holds at every speaker, whoever decided), dry runs logged and
 // not sent, and expired ones withdrawn ExpiryGrace after their time.
 //
@@ -53,6 +55,8 @@ type SpeakerSet struct {
 	pol  atomic.Pointer[policies.Policy]
 	lg   hclog.Logger
 	now  func() time.Time
+	// grace is ExpiryGrace, shorter in tests.
+	grace time.Duration
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -80,7 +84,7 @@ type SpeakerStats struct {
 
 // NewSpeakerSet returns the speaker role on log. It starts nothing.
 func NewSpeakerSet(pol *policies.Policy, log *Log, ann Announcer, sess Sessions, logger hclog.Logger) *SpeakerSet {
-	s := &SpeakerSet{log: log, ann: ann, sess: sess, lg: logger.Named("speaker-set"), now: time.Now,
+	s := &SpeakerSet{log: log, ann: ann, sess: sess, lg: logger.Named("speaker-set"), now: time.Now, grace: ExpiryGrace,
 		sent: map[string]sentRule{}, refused: map[string]string{}}
 	s.pol.Store(pol)
 	return s
@@ -182,11 +186,13 @@ func (s *SpeakerSet) reconcile(ctx context.Context) time.Duration {
 	pol, now := s.pol.Load(), s.now()
 	want := map[string]*topics.Mitigation{}
 	perGroup := map[string]int{}
+	fsLimit, fsLimited := controller.FlowSpecLimit(pol)
+	fsRules := 0
 	next := time.Hour
 	active := s.log.Active() // oldest first: when a budget is full, the newest wait
 	for i := range active {
 		m := &active[i]
-		end := m.Expires.Add(ExpiryGrace)
+		end := m.Expires.Add(s.grace)
 		if !now.Before(end) {
 			continue
 		}
@@ -198,6 +204,8 @@ func (s *SpeakerSet) reconcile(ctx context.Context) time.Duration {
 				err = fmt.Errorf("%w: max_active %d reached", flowspec.ErrRefused, pol.Mitigation.MaxActive)
 			case perGroup[hg.Name] >= hg.MaxRules:
 				err = fmt.Errorf("%w: hostgroup %s max_rules %d reached", flowspec.ErrRefused, hg.Name, hg.MaxRules)
+			case m.Announcement.Kind == flowspec.FlowSpec && fsLimited && fsRules >= fsLimit:
+				err = fmt.Errorf("%w: max_flowspec_rules %d of a neighbour reached", flowspec.ErrRefused, fsLimit)
 			}
 		}
 		if err != nil {
@@ -210,6 +218,9 @@ func (s *SpeakerSet) reconcile(ctx context.Context) time.Duration {
 		}
 		delete(s.refused, m.Key)
 		perGroup[hg.Name]++
+		if m.Announcement.Kind == flowspec.FlowSpec {
+			fsRules++
+		}
 		want[m.Key] = m
 	}
 	for k := range s.refused {

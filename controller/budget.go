@@ -30,7 +30,7 @@ func (m *Mitigator) budgets(pol *policies.Policy, hg *policies.Hostgroup, fresh 
 	if n := m.countHostgroup(hg.Name); n+len(fresh) > hg.MaxRules {
 		return &BudgetUse{Budget: BudgetHostgroup, Scope: hg.Name, Used: n, Limit: hg.MaxRules}
 	}
-	if limit, ok := flowSpecLimit(pol); ok {
+	if limit, ok := FlowSpecLimit(pol); ok {
 		n, add := m.countFlowSpec(), 0
 		for i := range fresh {
 			if fresh[i].Kind == flowspec.FlowSpec {
@@ -44,9 +44,9 @@ func (m *Mitigator) budgets(pol *policies.Policy, hg *policies.Hostgroup, fresh 
 	return nil
 }
 
-// flowSpecLimit is the smallest max_flowspec_rules of the neighbours that
+// FlowSpecLimit is the smallest max_flowspec_rules of the neighbours that
 // are sent FlowSpec rules.
-func flowSpecLimit(pol *policies.Policy) (int, bool) {
+func FlowSpecLimit(pol *policies.Policy) (int, bool) {
 	limit, ok := 0, false
 	for _, n := range pol.BGP.Neighbors {
 		if !slices.Contains(n.Announce, policies.KindFlowSpec) || n.MaxFlowSpec <= 0 {
@@ -89,7 +89,7 @@ func (m *Mitigator) Budgets(ctx context.Context) ([]BudgetUse, error) {
 	err := m.do(ctx, func(context.Context) {
 		pol := m.pol.Load()
 		out = append(out, BudgetUse{Budget: BudgetGlobal, Used: len(m.active), Limit: pol.Mitigation.MaxActive})
-		if limit, ok := flowSpecLimit(pol); ok {
+		if limit, ok := FlowSpecLimit(pol); ok {
 			out = append(out, BudgetUse{Budget: BudgetFlowSpec, Used: m.countFlowSpec(), Limit: limit})
 		}
 		for _, hg := range pol.Hostgroups {

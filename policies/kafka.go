@@ -38,9 +38,10 @@ type Kafka struct {
 	// a consumer group before they hand its partitions to the others.
 	// Default DefaultKafkaSessionTimeout; from 1s to 5m.
 	SessionTimeout time.Duration
-	// MaxBuffered is how many flow records a collector keeps in memory
-	// while the brokers are unreachable; past it, records are dropped
-	// and counted. Default DefaultKafkaMaxBuffered; from 1000 to
+	// MaxBuffered is how many flow-topic messages (each the records of
+	// one partition key from one batch) a collector keeps in memory while
+	// the brokers are unreachable or slow; past it, messages are dropped
+	// and their records counted. Default DefaultKafkaMaxBuffered; from 1000 to
 	// 10000000.
 	MaxBuffered int
 	// TLS, when set, encrypts the connections.

@@ -483,7 +483,21 @@ func TestExamplesValidate(t *testing.T) {
 			}
 		})
 	}
-	if n == 0 {
+	// A directory of node configurations (examples/cluster/nodes): each
+	// file is a node's whole configuration.
+	nodes, err := filepath.Glob("../examples/*/nodes/*.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range nodes {
+		n++
+		t.Run(filepath.Base(filepath.Dir(filepath.Dir(f)))+"/"+filepath.Base(f), func(t *testing.T) {
+			if _, err := Load(f); err != nil {
+				t.Errorf("Load(%s): %v", f, err)
+			}
+		})
+	}
+	if n == 0 || len(nodes) == 0 {
 		t.Fatal("no example configurations found")
 	}
 }
