@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/hashicorp/go-hclog"
@@ -155,7 +156,11 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		prefixes += len(h.Prefixes)
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d file(s), %d hostgroup(s), %d prefix(es), %d source(s), %d neighbor(s))\n",
-		*path, len(pol.Files), len(pol.Hostgroups), prefixes, len(pol.Listeners), len(pol.BGP.Neighbors))
+		*path, len(pol.Files), len(pol.Hostgroups), prefixes, len(pol.Listeners)+len(pol.Mirrors)+len(pol.Pcaps)+len(pol.KafkaSources),
+		len(pol.BGP.Neighbors))
+	if k := pol.Kafka; k.Enabled() {
+		fmt.Fprintf(stdout, "cluster node %q: roles %s, brokers %s\n", k.Node, strings.Join(k.Roles, ", "), strings.Join(k.Brokers, ", "))
+	}
 	return exitOK
 }
 
