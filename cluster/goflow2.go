@@ -2,8 +2,6 @@ package cluster
 
 import (
 	"context"
-	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,10 +28,7 @@ type GoFlow2Source struct {
 	log  hclog.Logger
 	lim  *rateLimit
 
-	mu     sync.Mutex
-	cl     *kgo.Client
-	cancel context.CancelFunc
-	done   chan struct{}
+	loop clientLoop
 
 	records, messages, malformed, implausible, skipped atomic.Uint64
 }
@@ -70,40 +65,11 @@ func NewGoFlow2Source(pol *policies.Policy, src policies.KafkaSource, sink sourc
 
 // Start joins the group and reads until Stop.
 func (s *GoFlow2Source) Start(context.Context) error {
-	cl, err := kgo.NewClient(s.opts...)
-	if err != nil {
-		return fmt.Errorf("source %s: %w", s.name, err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	s.mu.Lock()
-	s.cl, s.cancel, s.done = cl, cancel, done
-	s.mu.Unlock()
-	go func() {
-		defer close(done)
-		s.read(ctx, cl)
-	}()
-	return nil
+	return s.loop.start("source "+s.name, s.opts, s.read)
 }
 
 // Stop leaves the group and closes the client.
-func (s *GoFlow2Source) Stop(ctx context.Context) error {
-	s.mu.Lock()
-	cl, cancel, done := s.cl, s.cancel, s.done
-	s.cl = nil
-	s.mu.Unlock()
-	if cl == nil {
-		return nil
-	}
-	cancel()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return fmt.Errorf("source %s: stop: %w", s.name, ctx.Err())
-	}
-	cl.Close()
-	return nil
-}
+func (s *GoFlow2Source) Stop(ctx context.Context) error { return s.loop.stop(ctx, "source "+s.name) }
 
 // Stats returns the counters.
 func (s *GoFlow2Source) Stats() GoFlow2Stats {

@@ -33,14 +33,13 @@ type Log struct {
 	log         hclog.Logger
 	limit       *rateLimit
 
-	mu       sync.Mutex
-	cl       *kgo.Client
-	state    map[string]topics.Mitigation
-	changed  chan struct{}
+	loop     clientLoop
 	caughtUp chan struct{}
 	watch    func(Change)
-	cancel   context.CancelFunc
-	done     chan struct{}
+
+	mu      sync.Mutex
+	state   map[string]topics.Mitigation
+	changed chan struct{}
 
 	records, tombstones, malformed, written atomic.Uint64
 }
@@ -83,41 +82,10 @@ func (l *Log) Watch(f func(Change)) { l.watch = f }
 
 // Start opens the client and follows the topic until Stop. It does not
 // wait for the brokers: CaughtUp tells when the set is whole.
-func (l *Log) Start(context.Context) error {
-	cl, err := kgo.NewClient(l.opts...)
-	if err != nil {
-		return fmt.Errorf("mitigation log: %w", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	l.mu.Lock()
-	l.cl, l.cancel, l.done = cl, cancel, make(chan struct{})
-	done := l.done
-	l.mu.Unlock()
-	go func() {
-		defer close(done)
-		l.follow(ctx, cl)
-	}()
-	return nil
-}
+func (l *Log) Start(context.Context) error { return l.loop.start("mitigation log", l.opts, l.follow) }
 
 // Stop ends following and closes the client.
-func (l *Log) Stop(ctx context.Context) error {
-	l.mu.Lock()
-	cl, cancel, done := l.cl, l.cancel, l.done
-	l.cl, l.cancel = nil, nil
-	l.mu.Unlock()
-	if cl == nil {
-		return nil
-	}
-	cancel()
-	cl.Close()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("mitigation log: stop: %w", ctx.Err())
-	}
-}
+func (l *Log) Stop(ctx context.Context) error { return l.loop.stop(ctx, "mitigation log") }
 
 // CaughtUp is closed once the log has read every record that was in the
 // topic when it started following.
@@ -187,9 +155,7 @@ func (l *Log) Delete(ctx context.Context, key string) error {
 }
 
 func (l *Log) write(ctx context.Context, r *kgo.Record) error {
-	l.mu.Lock()
-	cl := l.cl
-	l.mu.Unlock()
+	cl := l.loop.client()
 	if cl == nil {
 		return errors.New("mitigation log: not running")
 	}

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -44,11 +43,10 @@ type FlowReader struct {
 	log  hclog.Logger
 	lim  *rateLimit
 
-	mu     sync.Mutex
-	cl     *kgo.Client
-	owned  []int32
-	cancel context.CancelFunc
-	done   chan struct{}
+	loop clientLoop
+
+	mu    sync.Mutex
+	owned []int32
 
 	records, messages, malformed atomic.Uint64
 }
@@ -89,42 +87,11 @@ func NewFlowReader(pol *policies.Policy, sink DirectedSink, own Ownership, logge
 
 // Start joins the group and reads until Stop; it does not wait for the
 // brokers.
-func (r *FlowReader) Start(context.Context) error {
-	cl, err := kgo.NewClient(r.opts...)
-	if err != nil {
-		return fmt.Errorf("flow reader: %w", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	r.mu.Lock()
-	r.cl, r.cancel, r.done = cl, cancel, done
-	r.mu.Unlock()
-	go func() {
-		defer close(done)
-		r.read(ctx, cl)
-	}()
-	return nil
-}
+func (r *FlowReader) Start(context.Context) error { return r.loop.start("flow reader", r.opts, r.read) }
 
 // Stop leaves the group (its partitions go to the others at once, the
 // offsets read are committed) and closes the client.
-func (r *FlowReader) Stop(ctx context.Context) error {
-	r.mu.Lock()
-	cl, cancel, done := r.cl, r.cancel, r.done
-	r.cl = nil
-	r.mu.Unlock()
-	if cl == nil {
-		return nil
-	}
-	cancel()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return fmt.Errorf("flow reader: stop: %w", ctx.Err())
-	}
-	cl.Close() // commits and leaves the group
-	return nil
-}
+func (r *FlowReader) Stop(ctx context.Context) error { return r.loop.stop(ctx, "flow reader") }
 
 // Stats returns the counters.
 func (r *FlowReader) Stats() ReaderStats {

@@ -50,7 +50,7 @@ func TestSpeakerChecksAgain(t *testing.T) {
 	first := put("flowspec", "dst 203.0.113.10/32 proto udp sport 123", 3*time.Minute, time.Hour, false)
 	second := put("rtbh", "203.0.113.11", 2*time.Minute, time.Hour, false)
 	third := put("rtbh", "203.0.113.12", time.Minute, time.Hour, false) // past max_rules 2
-	put("rtbh", "198.51.100.13", time.Minute, time.Hour, false)           // carpet: its own budget
+	put("rtbh", "198.51.100.13", time.Minute, time.Hour, false)         // carpet: its own budget
 	outside := put("rtbh", "192.0.2.1", time.Minute, time.Hour, false)
 	put("rtbh", "198.51.100.14", 2*time.Hour, -time.Minute, false) // expired
 	short := put("rtbh", "198.51.100.15", time.Minute, 5*time.Second, false)
