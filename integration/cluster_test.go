@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -55,29 +56,9 @@ type clusterNode struct {
 // clusterConfig is the configuration of node (in namespace ctl) with
 // roles and sources (HCL of a sources block, or "").
 func clusterConfig(l *lab.Lab, dir, ctl, node, brokers, sources string, roles ...string) string {
-	var nb strings.Builder
-	var routerID netip.Addr
-	for i, s := range l.Sessions() {
-		if s.Ctl != ctl {
-			continue
-		}
-		if !routerID.IsValid() && s.CtlAddr.Is4() {
-			routerID = s.CtlAddr
-		}
-		if !slicesContains(roles, "speaker") {
-			continue
-		}
-		fams := make([]string, len(s.Families))
-		for j, f := range s.Families {
-			fams[j] = fmt.Sprintf("%q", string(f))
-		}
-		fmt.Fprintf(&nb, `
-  neighbor "%s-%d" {
-    address       = "%s"
-    asn           = %d
-    local_address = "%s"
-    families      = [%s]
-  }`, s.Router, i, s.RouterAddr, s.RouterASN, s.CtlAddr, strings.Join(fams, ", "))
+	neighbors, routerID := neighborBlocks(l, ctl)
+	if !slices.Contains(roles, "speaker") {
+		neighbors = ""
 	}
 	quoted := make([]string, len(roles))
 	for i, r := range roles {
@@ -127,17 +108,8 @@ hostgroup "carpet" {
     duration = "4s"
   }
 }
-`, sources, controllerASN, routerID, nb.String(), filepath.Join(dir, "api.sock"), brokers, node, strings.Join(quoted, ", "),
+`, sources, controllerASN, routerID, neighbors, filepath.Join(dir, "api.sock"), brokers, node, strings.Join(quoted, ", "),
 		clusterSession)
-}
-
-func slicesContains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // ribHolds is whether a route of the router's table stands for victim:

@@ -53,27 +53,7 @@ func routerConfig(l *lab.Lab, dir string) string { return ctlConfig(l, dir, "ctl
 // ctlConfig is routerConfig for the floodgate in ctl node ctl: its
 // sessions only, and its first IPv4 link address as router id.
 func ctlConfig(l *lab.Lab, dir, ctl string) string {
-	var nb strings.Builder
-	var routerID netip.Addr
-	for i, s := range l.Sessions() {
-		if s.Ctl != ctl {
-			continue
-		}
-		if !routerID.IsValid() && s.CtlAddr.Is4() {
-			routerID = s.CtlAddr
-		}
-		fams := make([]string, len(s.Families))
-		for j, f := range s.Families {
-			fams[j] = fmt.Sprintf("%q", string(f))
-		}
-		fmt.Fprintf(&nb, `
-  neighbor "%s-%d" {
-    address       = "%s"
-    asn           = %d
-    local_address = "%s"
-    families      = [%s]
-  }`, s.Router, i, s.RouterAddr, s.RouterASN, s.CtlAddr, strings.Join(fams, ", "))
-	}
+	neighbors, routerID := neighborBlocks(l, ctl)
 	return fmt.Sprintf(`
 log { level = "debug" }
 sources {
@@ -100,7 +80,35 @@ hostgroup "customers" {
     duration = "1m"
   }
 }
-`, controllerASN, routerID, nb.String(), filepath.Join(dir, "api.sock"), filepath.Join(dir, "state.db"))
+`, controllerASN, routerID, neighbors, filepath.Join(dir, "api.sock"), filepath.Join(dir, "state.db"))
+}
+
+// neighborBlocks are the bgp block's neighbours of the floodgate in ctl
+// node ctl, one per session of the lab, and its router id (its first IPv4
+// session address).
+func neighborBlocks(l *lab.Lab, ctl string) (string, netip.Addr) {
+	var nb strings.Builder
+	var routerID netip.Addr
+	for i, s := range l.Sessions() {
+		if s.Ctl != ctl {
+			continue
+		}
+		if !routerID.IsValid() && s.CtlAddr.Is4() {
+			routerID = s.CtlAddr
+		}
+		fams := make([]string, len(s.Families))
+		for j, f := range s.Families {
+			fams[j] = fmt.Sprintf("%q", string(f))
+		}
+		fmt.Fprintf(&nb, `
+  neighbor "%s-%d" {
+    address       = "%s"
+    asn           = %d
+    local_address = "%s"
+    families      = [%s]
+  }`, s.Router, i, s.RouterAddr, s.RouterASN, s.CtlAddr, strings.Join(fams, ", "))
+	}
+	return nb.String(), routerID
 }
 
 // inNetns runs fn in network namespace ns (a lab's).
