@@ -286,11 +286,12 @@ func (n *Node) ownerOf(m *controller.Mitigation) int32 {
 }
 
 // AdoptGrace is the least time an adopted automatic mitigation has left:
-// one due to expire sooner is given until then, so that the new owner can
-// count the attack (from the partition's committed offset) and extend it
-// if it goes on, rather than withdraw a rule its dead detector would have
-// extended. A mitigation expires at the later of its own expiry and
-// AdoptGrace after the adoption.
+// one due to expire sooner, or that expired while its detector was dying
+// but that the speakers still hold (ExpiryGrace), is given until then, so
+// that the new owner can count the attack (from the partition's committed
+// offset) and extend it if it goes on, rather than withdraw a rule its
+// dead detector would have extended. A mitigation expires at the later of
+// its own expiry and AdoptGrace after the adoption.
 const AdoptGrace = 5 * time.Second
 
 // Assigned adopts the active mitigations owned by the flow partitions the
@@ -308,9 +309,10 @@ func (n *Node) Assigned(ctx context.Context, parts []int32) {
 		if !slices.Contains(parts, n.ownerOf(&m)) {
 			continue
 		}
-		if m.Expires.Before(soon) && time.Now().Before(m.Expires) && !m.Manual {
+		if m.Expires.Before(soon) && time.Now().Before(m.Expires.Add(ExpiryGrace)) && !m.Manual {
 			// Its detector extended it at each expiry while the attack
-			// lasted; this one must first count the attack again.
+			// lasted (and may have died at one): this one must first
+			// count the attack again. The speakers still hold it.
 			m.Expires = soon
 		}
 		adopt = append(adopt, m)
