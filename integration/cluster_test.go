@@ -327,6 +327,7 @@ func TestCluster(t *testing.T) {
 	nf := udpIn(t, l.Netns("ctl"), netip.MustParseAddrPort("127.0.0.1:2055"))
 	gf := udpIn(t, l.Netns("ctl"), netip.MustParseAddrPort("127.0.0.1:2056"))
 
+	var killed *clusterNode // the detector the first subtest kills
 	t.Run("ntp reflection, its detector killed", func(t *testing.T) {
 		victim := netip.MustParseAddr("203.0.113.10")
 		actx, stopAttack := context.WithCancel(ctx)
@@ -357,6 +358,7 @@ func TestCluster(t *testing.T) {
 		if err := owner.fg.Kill(); err != nil {
 			t.Fatal(err)
 		}
+		killed = owner
 		t.Logf("killed %s (SIGKILL), the reflection's detector", owner.name)
 		// The group notices after the session timeout, another detector
 		// adopts the rule; the attack goes on past the rule's first
@@ -418,9 +420,14 @@ func TestCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitVictim(c, t, l, lab.FamilyIPv4Unicast, victim, true)
-		ms, err := ds[1].api.Mitigations(c)
-		if err != nil || len(ms.Mitigations) == 0 {
-			t.Errorf("a detector's view of the cluster's mitigations: %+v, %v", ms, err)
+		for _, d := range ds {
+			if d == killed {
+				continue
+			}
+			ms, err := d.api.Mitigations(c)
+			if err != nil || len(ms.Mitigations) == 0 {
+				t.Errorf("%s's view of the cluster's mitigations: %+v, %v", d.name, ms, err)
+			}
 		}
 		if _, err := s2.api.Unban(c, "", victim.String()+"/32"); err != nil {
 			t.Fatal(err)
