@@ -44,6 +44,12 @@ func (b nodeBackend) Status(ctx context.Context) (controller.Status, error) {
 		}
 	}
 	active := n.Log.Active()
+	var attacks []controller.AttackInfo
+	if n.Mitigator != nil {
+		if attacks, _, err = n.Mitigator.Attacks(ctx); err != nil {
+			return st, err
+		}
+	}
 	for _, hg := range pol.Hostgroups {
 		s := controller.HostgroupState{Name: hg.Name}
 		for _, m := range active {
@@ -51,13 +57,9 @@ func (b nodeBackend) Status(ctx context.Context) (controller.Status, error) {
 				s.Mitigations++
 			}
 		}
-		if n.Mitigator != nil {
-			if attacks, _, err := n.Mitigator.Attacks(ctx); err == nil {
-				for _, a := range attacks {
-					if a.Signature.Hostgroup == hg.Name {
-						s.Attacks++
-					}
-				}
+		for _, a := range attacks {
+			if a.Signature.Hostgroup == hg.Name {
+				s.Attacks++
 			}
 		}
 		st.Hostgroups = append(st.Hostgroups, s)

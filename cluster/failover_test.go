@@ -91,7 +91,13 @@ func TestDetectorHandover(t *testing.T) {
 		return len(act) == 1 && act[0].Key == key
 	})
 	t.Logf("adopted %s after the owner left", time.Since(handed).Round(time.Millisecond))
-	time.Sleep(5 * time.Second) // past the first expiry (3 s): extended by the new owner
+	// Past the first expiry: the new owner extends the mitigation on the
+	// topic while the attack goes on.
+	first, _ := other.Log.Get(key)
+	waitFor(t, 20*time.Second, "the adopted mitigation extended by its new owner", func() bool {
+		m, ok := other.Log.Get(key)
+		return other.Mitigator.Stats().Extended > 0 && ok && m.Expires.After(first.Expires) && m.Origin == other.Policy().Kafka.Node
+	})
 	close(stop)
 	<-watching
 	if n := gone.Load(); n > 0 {

@@ -85,7 +85,13 @@ func TestClusterMitigates(t *testing.T) {
 	if err != nil || len(active) != 1 || active[0].Hostgroup != "customers" {
 		t.Errorf("node's active set %+v, %v", active, err)
 	}
-	time.Sleep(4 * time.Second) // past the 3-s duration: extended while the attack goes on
+	// Extended while the attack goes on: the topic's expiry moves past
+	// the first one (the response's duration is 3 s).
+	first := active[0].Expires
+	waitFor(t, 20*time.Second, "the mitigation extended on the topic", func() bool {
+		m, ok := n.Log.Get(active[0].Key)
+		return ok && m.Expires.After(first)
+	})
 	if len(rib.keys()) != 1 {
 		t.Fatalf("rule gone while the attack goes on: %v", rib.keys())
 	}
