@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -194,9 +195,25 @@ func (e *Engine) SetPolicy(pol *policies.Policy) {
 	for i, hg := range pol.Hostgroups {
 		g := &hostgroup{name: hg.Name, idx: i, tau: hg.EWMA, baseline: hg.Baseline,
 			lnq: -e.cfg.Tick.Seconds() / hg.EWMA.Seconds(), z: confidenceZ(pol.Detection.Confidence),
-			burst: pol.Detection.BurstFactor, burstTau: max(pol.Detection.BurstEWMA, e.cfg.Tick)}
+			burst: pol.Detection.BurstFactor, burstTau: max(pol.Detection.BurstEWMA, e.cfg.Tick),
+			window: max(cmp.Or(pol.Detection.Window, policies.DefaultWindow), 2*e.cfg.Tick)}
 		g.dir[Incoming] = compileDir(hg.Incoming)
 		g.dir[Outgoing] = compileDir(hg.Outgoing)
+		for d := range g.dir {
+			g.trigger[d].pkts, g.trigger[d].bytes = float32(math.Inf(1)), float32(math.Inf(1))
+			for _, l := range g.dir[d].host {
+				if l.class != clsTotal {
+					continue
+				}
+				per := float32(suspectRatio * l.value * e.cfg.Tick.Seconds())
+				switch l.unit {
+				case unitPPS:
+					g.trigger[d].pkts = min(g.trigger[d].pkts, per)
+				case unitBPS:
+					g.trigger[d].bytes = min(g.trigger[d].bytes, per/8)
+				}
+			}
+		}
 		st.groups = append(st.groups, g)
 		for _, p := range hg.Prefixes {
 			pe := &prefixEntry{group: g, prefix: p, idx: len(st.prefixes), gen: gen}

@@ -125,19 +125,14 @@ func kinds(evs []Event) []string {
 
 // predictedTicks is the first tick n at which an EWMA with time constant
 // tau, fed a constant rate of factor×threshold from zero, exceeds the
-// threshold: factor·(1 − e^(−n·tick/tau)) > 1. Detection waits one more
-// tick when the rate jumps past the threshold in the very tick it became
-// suspect (half the threshold), so that the signature has data.
+// threshold: factor·(1 − e^(−n·tick/tau)) > 1. The host's sketch starts
+// within the first tick of the flood (ingestion sees half the limit's
+// worth of a tick), so the signature has data by then.
 func predictedTicks(factor float64, tau time.Duration) int {
 	if factor <= 1 {
 		return -1
 	}
-	n := int(math.Floor(-math.Log(1-1/factor)*tau.Seconds()/tick.Seconds())) + 1
-	suspect := int(math.Floor(-math.Log(1-0.5/factor)*tau.Seconds()/tick.Seconds())) + 1
-	if suspect == n {
-		n++
-	}
-	return n
+	return int(math.Floor(-math.Log(1-1/factor)*tau.Seconds()/tick.Seconds())) + 1
 }
 
 func TestDetectionTicksFollowEWMA(t *testing.T) {

@@ -59,15 +59,27 @@ func (h *host) setSketch(s *sketch) {
 		h.x = &extra{}
 	}
 	h.x.sketch = s
-	if s == nil && h.x.attack == nil {
-		h.x = nil
+	if s == nil {
+		h.x.win = nil
+		if h.x.attack == nil {
+			h.x = nil
+		}
 	}
 }
 
-// extra is the state only suspect or attacked hosts have.
+func (h *host) win() *window {
+	if h.x == nil {
+		return nil
+	}
+	return h.x.win
+}
+
+// extra is the state only suspect or attacked hosts have. A host has a
+// confidence window while it has a sketch.
 type extra struct {
 	attack *attack
 	sketch *sketch
+	win    *window
 }
 
 // addrKey is an address as two words: the index key of a host table.

@@ -222,6 +222,17 @@ func (e *Engine) count(s *shard, w *work, r *sources.Record, now int64, st *tabl
 	if newFlow {
 		h.cur.flows++
 	}
+	if x := h.x; x != nil {
+		if x.win != nil {
+			x.win.add(p, float64(r.Bytes), v, float64(r.End-r.Start)/1e9)
+		}
+	} else if g := w.pe.group; g.suddenly(w.dir, &h.cur) && e.sketches.Load() < int64(e.cfg.MaxSketches) {
+		// A flood this tick: the sketch starts now, so that the tick
+		// can name what the traffic is at once.
+		e.suspect(h, g, nil)
+		h.x.sketch.fresh = false
+		h.x.win.cur = slot{pkts: h.cur.pkts, bytes: h.cur.bytes, v: h.cur.vpkts}
+	}
 	if sk := h.sk(); sk != nil {
 		wt := float64(r.Packets)
 		if sk.byFlows {

@@ -69,6 +69,12 @@ type hostgroup struct {
 	// burst is the fast path's factor (0: off) and burstTau its EWMA.
 	burst    float64
 	burstTau time.Duration
+	// window is the confidence window's length; trigger[d] the packets
+	// and bytes of one tick (suspectRatio of the smallest total limits)
+	// at which ingestion makes a host suspect at once, without waiting
+	// for the tick, when they rest on minEvidence samples.
+	window  time.Duration
+	trigger [2]struct{ pkts, bytes float32 }
 	// Written by the tick before hosts are updated: the EWMA weights of
 	// this tick (alphaF: the burst EWMA's), and kvar and kvarF, which turn
 	// a smoothed variance rate into the variance of the smoothed rate.

@@ -122,6 +122,9 @@ func (e *Engine) update(k Host, h *host, now time.Time, secs float64) (Event, bo
 	g := h.entry.group
 	h.r.update(&h.cur, secs, g.alpha)
 	h.fast.update(&h.cur, secs, g.alphaF)
+	if w := h.win(); w != nil {
+		w.push(secs)
+	}
 	total := h.cur.pkts
 	if total == 0 {
 		h.quiet = min(h.quiet+1, math.MaxUint16)
@@ -147,16 +150,19 @@ func (e *Engine) update(k Host, h *host, now time.Time, secs float64) (Event, bo
 	}
 	cr := hostRatio(lim, &h.r, h.basePPS, h.baseBPS, g.kvar, g.z)
 	cr = withBurst(cr, burstRatio(lim, &h.fast, g.burst, g.kvarF, g.z))
+	if w := h.win(); w != nil {
+		cr = withBurst(cr, windowRatio(lim, &h.r, w, 1, g.z))
+		cr = withBurst(cr, windowRatio(lim, &h.r, w, g.burst, g.z))
+	}
 	if h.atk() == nil {
 		switch {
 		case cr.point > suspectRatio && h.sk() == nil && e.sketches.Load() < int64(e.cfg.MaxSketches):
-			h.setSketch(newSketch(cr.pointUnit == unitFlows))
-			e.sketches.Add(1)
+			e.suspect(h, g, newSketch(cr.pointUnit == unitFlows))
 		case cr.ratio > 1 && h.sk() != nil && h.sk().byFlows != (cr.unit == unitFlows):
 			// The limit crossed is not the one the sketch was made
 			// for: describe the traffic that crossed it, from the
 			// next tick.
-			h.setSketch(newSketch(cr.unit == unitFlows))
+			h.x.sketch = newSketch(cr.unit == unitFlows)
 		case cr.point < calmRatio && h.sk() != nil:
 			h.setSketch(nil)
 			e.sketches.Add(-1)
@@ -293,6 +299,7 @@ type crossing struct {
 	base, floor     float64 // relative limits only
 	factor          float64
 	burst           float64 // the fast path's factor, when it is that path
+	window          float64 // the seconds of counts it was judged on, when a window
 }
 
 func (c *crossing) reason() string {
@@ -303,8 +310,15 @@ func (c *crossing) reason() string {
 	if c.factor > 0 {
 		return fmt.Sprintf("%s %.0f > %.0f%s (%.1f× baseline %.0f, floor %.0f)", c.name, c.value, c.lim, sure, c.factor, c.base, c.floor)
 	}
+	over := "on the fast EWMA"
+	if c.window > 0 {
+		over = fmt.Sprintf("over the last %.1f s", c.window)
+	}
 	if c.burst > 0 {
-		return fmt.Sprintf("%s %.0f > %.0f%s (burst: %.1f× the limit on the fast EWMA)", c.name, c.value, c.lim, sure, c.burst)
+		return fmt.Sprintf("%s %.0f > %.0f%s (burst: %.1f× the limit %s)", c.name, c.value, c.lim, sure, c.burst, over)
+	}
+	if c.window > 0 {
+		return fmt.Sprintf("%s %.0f > %.0f%s (%s)", c.name, c.value, c.lim, sure, over)
 	}
 	return fmt.Sprintf("%s %.0f > %.0f%s", c.name, c.value, c.lim, sure)
 }

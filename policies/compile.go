@@ -172,7 +172,7 @@ func (c *compiler) compileLog(b *logBlock) {
 }
 
 func (c *compiler) compileDetection(b *detectionBlock) {
-	c.pol.Detection = Detection{Tick: DefaultTick, Confidence: DefaultConfidence, BurstFactor: DefaultBurstFactor, BurstEWMA: DefaultBurstEWMA}
+	c.pol.Detection = Detection{Tick: DefaultTick, Confidence: DefaultConfidence, BurstFactor: DefaultBurstFactor, BurstEWMA: DefaultBurstEWMA, Window: DefaultWindow}
 	if b == nil {
 		return
 	}
@@ -199,6 +199,12 @@ func (c *compiler) compileDetection(b *detectionBlock) {
 			c.errorf(rng, "Invalid burst_ewma", "burst_ewma %s is out of range; write a duration from 100ms to 10s, such as \"200ms\"", d)
 		}
 		c.pol.Detection.BurstEWMA = d
+	}
+	if d, rng, ok := c.duration(b.Window); ok {
+		if d < time.Second || d > time.Minute || d < 2*c.pol.Detection.Tick {
+			c.errorf(rng, "Invalid window", "window %s is out of range; write a duration from 1s to 1m and at least two ticks, such as \"3s\"", d)
+		}
+		c.pol.Detection.Window = d
 	}
 }
 

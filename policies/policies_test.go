@@ -90,7 +90,7 @@ hooks {
 	want := &Policy{
 		Files:     []string{"test.hcl"},
 		Log:       Log{Level: "debug", Format: "json"},
-		Detection: Detection{Tick: 500 * time.Millisecond, Confidence: 0.99, BurstFactor: 3, BurstEWMA: 400 * time.Millisecond},
+		Detection: Detection{Tick: 500 * time.Millisecond, Confidence: 0.99, BurstFactor: 3, BurstEWMA: 400 * time.Millisecond, Window: DefaultWindow},
 		Daemon:    Daemon{ShutdownTimeout: DefaultShutdownTimeout},
 		Kafka:     DefaultKafka(),
 		Listeners: []flow.ListenerConfig{

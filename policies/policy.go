@@ -142,6 +142,16 @@ type Detection struct {
 	// factor of 0 turns the fast path off.
 	BurstFactor float64
 	BurstEWMA   time.Duration
+	// Window is the confidence window: a host near a limit also keeps
+	// its counts of the last Window, tick by tick, so that confidence is
+	// judged on the counts of a window the attack fills, where the EWMA
+	// still mixes in the traffic from before it. The sustained path
+	// starts an attack when the EWMA is over the limit and the lower
+	// confidence bound of the rate over the whole window is (or the
+	// EWMA's own is); the fast path when the bound over any of the
+	// window's last ticks is over BurstFactor times the limit. Default
+	// DefaultWindow; from 1s to 1m, and at least two ticks.
+	Window time.Duration
 }
 
 // BGP is the embedded speaker's configuration.

@@ -36,6 +36,7 @@ type detectionBlock struct {
 	Confidence  hcl.Expression `hcl:"confidence"`
 	BurstFactor hcl.Expression `hcl:"burst_factor"`
 	BurstEWMA   hcl.Expression `hcl:"burst_ewma"`
+	Window      hcl.Expression `hcl:"window"`
 	DeclRange   hcl.Range      `hcl:",def_range"`
 }
 
