@@ -56,8 +56,11 @@ const (
 	suspectRatio       = 0.5  // a sketch starts at half a limit
 	calmRatio          = 0.25 // and is dropped under a quarter
 	numShards          = 64
-	flowSetSize        = 1 << 12 // distinct-flow fingerprints per shard per tick, at first
-	maxFlowSetSize     = 1 << 13 // and at most: 4 MB in all, 393k flows per tick
+	flowSetSize        = 1 << 10 // fingerprints per distinct-flow set, at first
+	maxFlowSetSize     = 1 << 13 // and at most (6144 flows)
+	// flowPeriod is the period over which a flow counts once: the flows
+	// rate is distinct flows per second, whatever the tick.
+	flowPeriod = time.Second
 	// maxSpan is the longest span a flow record is taken at: longer ones
 	// are counted (OverLong) and spread over maxSpan. Decoders already
 	// cap the spans they report at this.
@@ -113,6 +116,7 @@ type Engine struct {
 
 	// Owned by the tick.
 	last   time.Time
+	ticks  uint64 // ticks so far: which distinct-flow set the next one empties
 	groups map[groupKey]*groupState
 	totals [][2]counters // per prefix entry and direction, reused
 
@@ -137,12 +141,23 @@ type tableState struct {
 }
 
 type shard struct {
-	mu       sync.Mutex
-	hosts    [2]hostTable // by direction
-	flows    []uint64     // open-addressing set of flow fingerprints, cleared every tick
-	nflows   int
-	flowFull uint64 // records counted as new flows because the set was full
+	mu    sync.Mutex
+	hosts [2]hostTable // by direction
+	// flows are the distinct-flow sets, one per tick of flowPeriod: a
+	// flow belongs to the set its fingerprint picks, and set k is
+	// emptied on every tick whose number is k modulo len(flows). So a
+	// flow counts once per flowPeriod however long it lasts and however
+	// often it is reported, and the counts of a host's many flows are
+	// spread evenly over the ticks.
+	flows    []flowSet
+	flowFull uint64 // records counted as new flows because their set was full
 	_        [64]byte
+}
+
+// flowSet is an open-addressing set of flow fingerprints.
+type flowSet struct {
+	slots []uint64
+	n     int
 }
 
 // New returns an engine for the hostgroups of pol. It starts nothing. Events
@@ -174,7 +189,10 @@ func New(cfg Config, pol *policies.Policy, logger hclog.Logger) (*Engine, error)
 		for d := range e.shards[i].hosts {
 			e.shards[i].hosts[d].seed = e.hseed
 		}
-		e.shards[i].flows = make([]uint64, flowSetSize)
+		e.shards[i].flows = make([]flowSet, max(1, int((flowPeriod+cfg.Tick/2)/cfg.Tick)))
+		for k := range e.shards[i].flows {
+			e.shards[i].flows[k].slots = make([]uint64, flowSetSize)
+		}
 	}
 	e.SetPolicy(pol)
 	return e, nil

@@ -827,15 +827,47 @@ func TestFlowSetGrows(t *testing.T) {
 		t.Errorf("flow set still full after growing: %d more records counted as new flows", st.FlowSetFull-full)
 	}
 	r, _ := c.e.Rates(Host{victim, Incoming})
-	if want := flows / tick.Seconds(); math.Abs(r.Flows-want) > want/100 {
+	// The same flows every tick: distinct flows per second.
+	if want := float64(flows); math.Abs(r.Flows-want) > want*3/100 {
 		t.Errorf("%.0f flows/s, want %.0f", r.Flows, want)
 	}
 	for range 20 {
 		c.step(nil)
 	}
 	for i := range c.e.shards {
-		if n := len(c.e.shards[i].flows); n != flowSetSize {
-			t.Errorf("shard %d keeps a flow set of %d after the traffic", i, n)
+		for k, fs := range c.e.shards[i].flows {
+			if n := len(fs.slots); n != flowSetSize {
+				t.Errorf("shard %d keeps flow set %d of %d after the traffic", i, k, n)
+			}
 		}
+	}
+}
+
+// TestLongLivedFlowsCountOncePerSecond: a host's 1,000 long-lived
+// connections, each seen in every tick (mirrored packets), make 1,000
+// flows a second, not one per tick (5,000 at the default tick), and the
+// rate stays flat (no sawtooth as sets are emptied): a busy server under a
+// flows limit of 3,500 is not banned.
+func TestLongLivedFlowsCountOncePerSecond(t *testing.T) {
+	pol := testPolicy(policies.DefaultEWMA, policies.Threshold{Total: policies.Limits{Flows: 3500}})
+	c := newClock(newEngine(t, pol))
+	const conns = 1000
+	batch := make([]sources.Record, conns)
+	for i := range batch {
+		batch[i] = sources.Record{Src: netip.AddrFrom4([4]byte{198, 51, byte(i >> 8), byte(i)}), Dst: victim,
+			SrcPort: uint16(40000 + i), DstPort: 443, Proto: 6, TCPFlags: 0x10, Packets: 2, Bytes: 3000, Length: 1500, Sampling: 1}
+	}
+	lo, hi := math.Inf(1), 0.0
+	for n := range 150 { // 30 s
+		if evs := c.step(batch); len(evs) > 0 {
+			t.Fatalf("tick %d: %s %s", n, evs[0].Kind, evs[0].Signature.Reason)
+		}
+		if n >= 100 {
+			r, _ := c.e.Rates(Host{victim, Incoming})
+			lo, hi = min(lo, r.Flows), max(hi, r.Flows)
+		}
+	}
+	if lo < 950 || hi > 1050 {
+		t.Errorf("flows rate between %.0f and %.0f, want 1000 ± 5 %%", lo, hi)
 	}
 }

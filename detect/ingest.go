@@ -83,15 +83,12 @@ func (e *Engine) IngestDirections(batch []sources.Record, incoming, outgoing boo
 func (e *Engine) countGroup(s *shard, items *[2 * ingestChunk]work, group []uint16, chunk []sources.Record, now int64, st *tableState) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	room := s.nflows < len(s.flows)*3/4
-	fmask := uint64(len(s.flows) - 1)
 	for _, o := range group {
 		w := &items[o]
 		w.slot = s.hosts[w.dir].peek(w.hash)
-		w.fp = 0
-		if room {
-			w.fp = e.flowPrint(w, &chunk[w.rec])
-			w.fhome = s.flows[w.fp&fmask]
+		w.fp = e.flowPrint(w, &chunk[w.rec])
+		if fs := s.flowSet(w.fp); fs.n < len(fs.slots)*3/4 {
+			w.fhome = fs.slots[w.fp&uint64(len(fs.slots)-1)]
 		}
 	}
 	for _, o := range group {
@@ -303,41 +300,48 @@ func pastWeight(u, lnq float64) float64 {
 	return q*(1-qn)/(1-q) + (u-n)*qn*q
 }
 
-// resizeFlows empties the distinct-flow set for the next tick, doubling it
-// (up to maxFlowSetSize) when it filled up in this one and halving it
-// (down to flowSetSize) when it was under an eighth full.
-func (s *shard) resizeFlows() {
-	switch n := len(s.flows); {
-	case s.nflows >= n*3/4 && n < maxFlowSetSize:
-		s.flows = make([]uint64, 2*n)
-	case s.nflows < n/8 && n > flowSetSize:
-		s.flows = make([]uint64, n/2)
-	default:
-		clear(s.flows)
-	}
-	s.nflows = 0
+// flowSet returns the distinct-flow set of fingerprint fp.
+func (s *shard) flowSet(fp uint64) *flowSet {
+	return &s.flows[(fp>>32)%uint64(len(s.flows))]
 }
 
-// addFlow adds the record's flow to the distinct-flow set and reports
-// whether it is new this tick. A full set counts every flow as new, erring
-// towards detection.
-func (s *shard) addFlow(e *Engine, w *work, r *sources.Record) bool {
-	if s.nflows >= len(s.flows)*3/4 {
-		s.flowFull++
-		return true
+// reset empties the set for its next period, doubling it (up to
+// maxFlowSetSize) when it filled up in this one and halving it (down to
+// flowSetSize) when it was under an eighth full.
+func (fs *flowSet) reset() {
+	switch n := len(fs.slots); {
+	case fs.n >= n*3/4 && n < maxFlowSetSize:
+		fs.slots = make([]uint64, 2*n)
+	case fs.n < n/8 && n > flowSetSize:
+		fs.slots = make([]uint64, n/2)
+	default:
+		clear(fs.slots)
 	}
+	fs.n = 0
+}
+
+// addFlow adds the record's flow to its distinct-flow set and reports
+// whether it is new in the set's period. A flow that a full set does not
+// hold counts as new, erring towards detection; one it holds does not.
+func (s *shard) addFlow(e *Engine, w *work, r *sources.Record) bool {
 	fp := w.fp
 	if fp == 0 {
 		fp = e.flowPrint(w, r)
 	}
-	mask := uint64(len(s.flows) - 1)
+	fs := s.flowSet(fp)
+	full := fs.n >= len(fs.slots)*3/4
+	mask := uint64(len(fs.slots) - 1)
 	for i := fp & mask; ; i = (i + 1) & mask {
-		switch s.flows[i] {
+		switch fs.slots[i] {
 		case fp:
 			return false
 		case 0:
-			s.flows[i] = fp
-			s.nflows++
+			if full {
+				s.flowFull++
+				return true
+			}
+			fs.slots[i] = fp
+			fs.n++
 			return true
 		}
 	}

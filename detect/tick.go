@@ -48,7 +48,7 @@ func (e *Engine) tick(ctx context.Context, now time.Time) {
 	for i := range e.shards {
 		s := &e.shards[i]
 		s.mu.Lock()
-		s.resizeFlows()
+		s.flows[e.ticks%uint64(len(s.flows))].reset()
 		for d := range s.hosts {
 			tab := &s.hosts[d]
 			for i := uint32(0); i < tab.next; i++ {
@@ -80,6 +80,7 @@ func (e *Engine) tick(ctx context.Context, now time.Time) {
 			(*o)[j][1].drainTo(&totals[j][1])
 		}
 	}
+	e.ticks++
 	events = append(events, e.tickGroups(st, totals, now, secs)...)
 	e.lastTickNanos.Store(uint64(time.Since(began)))
 	for _, ev := range events {

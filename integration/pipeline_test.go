@@ -33,6 +33,7 @@ const (
 	pipeSlice    = 100 * time.Millisecond // the traffic model's granularity
 	pipeLimitPPS = 20_000
 	pipeLimitBPS = 1_000_000_000
+	pipeLimitFPS = 3_500
 )
 
 var pipeT0 = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
@@ -331,10 +332,10 @@ func pipeInputs(t testing.TB, seed uint64) []pipeInput {
 // pipePolicy monitors 203.0.113.0/24 and 2001:db8:ffff::/48 with the
 // issue's per-host limits and the shipped detection defaults.
 func pipePolicy() *policies.Policy {
-	th := policies.Threshold{Total: policies.Limits{PPS: pipeLimitPPS, BPS: pipeLimitBPS}}
+	th := policies.Threshold{Total: policies.Limits{PPS: pipeLimitPPS, BPS: pipeLimitBPS, Flows: pipeLimitFPS}}
 	return &policies.Policy{
 		Detection: policies.Detection{Tick: policies.DefaultTick, Confidence: policies.DefaultConfidence,
-			BurstFactor: policies.DefaultBurstFactor, BurstEWMA: policies.DefaultBurstEWMA},
+			BurstFactor: policies.DefaultBurstFactor, BurstEWMA: policies.DefaultBurstEWMA, Window: policies.DefaultWindow},
 		Hostgroups: []*policies.Hostgroup{{
 			Name:     "customers",
 			Prefixes: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24"), netip.MustParsePrefix("2001:db8:ffff::/48")},

@@ -342,7 +342,7 @@ type Threshold struct {
 type Limits struct {
 	PPS   uint64 // packets per second
 	BPS   uint64 // bits per second
-	Flows uint64 // new flows per second
+	Flows uint64 // distinct flows per second (each flow counts once a second)
 }
 
 // Set reports whether any limit is on.
