@@ -79,16 +79,18 @@ install: build
 # Attack to route in a router's RIB, for sFlow, NetFlow v9 and the mirror
 # port, in network namespaces (root): median and max over repeated runs.
 bench-e2e: test-deps
-	FLOODGATE_BENCH_E2E=1 FLOODGATE_INTEGRATION=1 $(GO) test -count=1 -run '^TestE2ELatency$$' -v ./integration/ | grep -v '^=== '
+	FLOODGATE_BENCH_E2E=1 FLOODGATE_INTEGRATION=1 $(GO) test -count=1 -timeout 60m -run '^TestE2ELatency$$' -v ./integration/ | grep -v '^=== '
 
 # The detection soak: 10 simulated minutes of every benign traffic shape
 # (flash crowd, large download, bursts, 60-s records) through every input's
-# real decoder, and 1,000 host-hours of a host at 0.8× its limit through
-# 1:1000 samples; no attack may start. make test runs a shorter form.
+# real decoder, the same shapes for 10 real minutes through every flow
+# input into a floodgate process peering with gobgpd, and 1,000 host-hours
+# of a host at 0.8× its limit through 1:1000 samples; no attack may start.
+# make test runs a shorter form.
 SOAK ?= 10m
 HOST_HOURS ?= 1000
-soak:
-	FLOODGATE_SOAK=$(SOAK) $(GO) test -count=1 -run '^TestPipeline' -v ./integration/
+soak: test-deps
+	FLOODGATE_SOAK=$(SOAK) FLOODGATE_INTEGRATION=1 $(GO) test -count=1 -timeout 60m -run '^(TestPipeline|TestBenignEveryInput$$)' -v ./integration/
 	FLOODGATE_HOST_HOURS=$(HOST_HOURS) $(GO) test -count=1 -timeout 60m -run '^TestSampledEstimateNeedsConfidence$$' -v ./detect/
 
 # The chaos campaign: 30 attacks through sFlow and NetFlow v9 into two

@@ -3,8 +3,10 @@ package integration
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -167,5 +169,154 @@ hostgroup "customers" {
 	routes, err := router.Routes(ctx, lab.FamilyIPv4Unicast)
 	if err != nil || len(routes) != 0 {
 		t.Errorf("routes at the router: %v %v", routes, err)
+	}
+}
+
+// TestBenignEveryInput plays the detection issue's legitimate traffic
+// shapes (benign: a flash crowd at 0.8× the pps limit, a large download at
+// 0.8×, a 1-s burst at 2× on top of 0.15× every 20 s), IPv4 and IPv6, in
+// real time through the wire formats of every flow input (sFlow 1:1000,
+// NetFlow v9 1:1000 with 1-s records, IPFIX unsampled), each to hosts of
+// its own, into a floodgate process peering with gobgpd, with the shipped
+// detection defaults and limits of 20 kpps, 1 Gbit/s and 3,500 flows/s.
+// Nothing may be detected or announced, and the traffic must be seen at
+// about its rates. 30 s in make test; FLOODGATE_SOAK sets the time (make
+// soak: 10 minutes). The mirror input is played by the simulated-time
+// pipeline tests (its records are the packets themselves).
+func TestBenignEveryInput(t *testing.T) {
+	lab.Require(t, "gobgpd", "go")
+	d := 30 * time.Second
+	if v := os.Getenv("FLOODGATE_SOAK"); v != "" {
+		var err error
+		if d, err = time.ParseDuration(v); err != nil {
+			t.Fatalf("FLOODGATE_SOAK: %v", err)
+		}
+	}
+	bin := lab.BuildFloodgate(t)
+	router := lab.StartGoBGP(t, lab.GoBGPConfig{
+		Name: "router", ASN: routerASN, ListenAddr: netip.MustParseAddr("127.0.0.6"),
+		Neighbors: []lab.GoBGPNeighbor{{Address: controllerAddr, ASN: controllerASN, Passive: true,
+			Families: []lab.Family{lab.FamilyIPv4Unicast, lab.FamilyIPv6Unicast, lab.FamilyIPv4FlowSpec, lab.FamilyIPv6FlowSpec}}},
+	})
+	dir := t.TempDir()
+	inputs := []struct {
+		proto string
+		to    netip.AddrPort
+		in    interface {
+			pipeInput
+			datagrams(now time.Time, ss []stream) [][]byte
+		}
+	}{
+		{"sflow", netip.AddrPortFrom(controllerAddr, uint16(lab.FreeUDPPort(t, "127.0.0.1"))), newSFlowInput(t, 1, 1000)},
+		{"netflow", netip.AddrPortFrom(controllerAddr, uint16(lab.FreeUDPPort(t, "127.0.0.1"))), newNetFlowInput(t, 2, 1000, time.Second, false)},
+		{"netflow", netip.AddrPortFrom(controllerAddr, uint16(lab.FreeUDPPort(t, "127.0.0.1"))), newNetFlowInput(t, 3, 1, pipeSlice, true)},
+	}
+	var srcs strings.Builder
+	for i, in := range inputs {
+		fmt.Fprintf(&srcs, "  %s \"in%d\" { listen = \"%s\" }\n", in.proto, i, in.to)
+	}
+	cfg := fmt.Sprintf(`
+sources {
+%s}
+bgp {
+  asn       = %d
+  router_id = "192.0.2.254"
+  neighbor "router" {
+    address       = "%s"
+    port          = %d
+    asn           = %d
+    local_address = "127.0.0.1"
+    families      = ["ipv4-unicast", "ipv6-unicast", "ipv4-flowspec", "ipv6-flowspec"]
+  }
+}
+api { socket = "%s" }
+mitigation { state_file = "%s" }
+hostgroup "customers" {
+  prefixes = ["203.0.113.0/24", "2001:db8:ffff::/48"]
+  threshold "incoming" {
+    pps   = "%d"
+    bps   = "%d"
+    flows = "%d"
+  }
+  response "filter" {
+    flowspec { action = "discard" }
+    duration = "1m"
+  }
+}
+`, srcs.String(), controllerASN, router.BGPAddr().Addr(), router.BGPAddr().Port(), routerASN,
+		filepath.Join(dir, "api.sock"), filepath.Join(dir, "state.db"), pipeLimitPPS, pipeLimitBPS, pipeLimitFPS)
+	fg := lab.StartFloodgate(t, bin, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), d+2*time.Minute)
+	defer cancel()
+	if err := router.WaitEstablished(ctx, controllerAddr); err != nil {
+		t.Fatal(err)
+	}
+	conns := make([]*net.UDPConn, len(inputs))
+	for i, in := range inputs {
+		c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(in.to))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	// Input i's hosts: 203.0.113.(10i+1…3) and 2001:db8:ffff::(10i+1…3).
+	hosts := func(i int, v6 bool) [3]netip.Addr {
+		var h [3]netip.Addr
+		for j := range h {
+			b := byte(10*i + j + 1)
+			h[j] = netip.AddrFrom4([4]byte{203, 0, 113, b})
+			if v6 {
+				h[j] = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0xff, 0xff, 15: b})
+			}
+		}
+		return h
+	}
+	api := controller.NewClient(filepath.Join(dir, "api.sock"), "")
+	rng := rand.New(rand.NewPCG(7, 8))
+	seen := map[netip.Addr]float64{} // the flash crowds' highest rates
+	tick := time.NewTicker(pipeSlice)
+	defer tick.Stop()
+	for k := range int(d / pipeSlice) {
+		now := <-tick.C
+		for i, in := range inputs {
+			ss := append(benign(hosts(i, false))(rng, k), benign(hosts(i, true))(rng, k)...)
+			for _, b := range in.in.datagrams(now, ss) {
+				if _, err := conns[i].Write(b); err != nil {
+					t.Fatalf("%s: %v", in.in.name(), err)
+				}
+			}
+		}
+		if k%50 == 49 { // every 5 s
+			hs, err := api.Hosts(ctx, "pps", "incoming", 50)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, h := range hs.Hosts {
+				seen[h.Addr] = max(seen[h.Addr], h.PPS)
+			}
+		}
+	}
+	time.Sleep(time.Second) // the last ticks of detection
+	for i, in := range inputs {
+		for _, v6 := range []bool{false, true} {
+			crowd := hosts(i, v6)[0]
+			if r := seen[crowd]; r < 0.5*0.8*pipeLimitPPS || r > pipeLimitPPS {
+				t.Errorf("%s: flash crowd %s seen at %.0f pps at most, want about %.0f", in.in.name(), crowd, r, 0.8*pipeLimitPPS)
+			}
+		}
+	}
+	if atk, err := api.Attacks(ctx); err != nil || len(atk.Active)+len(atk.Recent) > 0 {
+		t.Errorf("attacks after benign traffic: %+v %v", atk, err)
+	}
+	for _, bad := range []string{"attack started", "announced"} {
+		if strings.Contains(fg.Log(), bad) {
+			t.Errorf("benign traffic: log has %q", bad)
+		}
+	}
+	for _, fam := range []lab.Family{lab.FamilyIPv4Unicast, lab.FamilyIPv6Unicast, lab.FamilyIPv4FlowSpec, lab.FamilyIPv6FlowSpec} {
+		if routes, err := router.Routes(ctx, fam); err != nil || len(routes) != 0 {
+			t.Errorf("%s routes at the router: %v %v", fam, routes, err)
+		}
 	}
 }

@@ -14,14 +14,18 @@ import (
 	"github.com/floodgate-ddos/floodgate/integration/lab"
 )
 
-// TestE2ELatency measures, for sFlow, NetFlow v9 and the mirror port, the
-// time from an attack's first datagram or packet to the FlowSpec rule in a
-// router's RIB (gobgpd, read over its API every 5 ms), with the shipped
-// detection defaults and an attack at 5× the threshold, over repeated
-// runs, and prints median and maximum; then the NetFlow input again
-// through a cluster of separate collector, detector and speaker processes
-// on a kfake process (the cluster's row). It runs only with
-// FLOODGATE_BENCH_E2E=1 (make bench-e2e).
+// TestE2ELatency measures the time from an attack's first datagram or
+// packet to the FlowSpec rule in a router's RIB (gobgpd, read over its API
+// every 5 ms), with the shipped detection defaults, for the detection
+// issue's inputs (sFlow 1:1000, NetFlow v9 1:1000, IPFIX unsampled, the
+// mirror port) and the earlier rows' (sFlow and NetFlow v9 at 1:100), an
+// NTP reflection at 5× and at 1.5× the threshold on top of the victim's
+// own traffic at 0.15×, IPv4 and IPv6, over repeated runs, and prints
+// median, minimum and maximum; then the NetFlow input again through a
+// cluster of separate collector, detector and speaker processes on a
+// kfake process (the cluster's row). The generator's NetFlow records span
+// its 100-ms intervals (the simulated-time pipeline tests cover 1-s
+// records). It runs only with FLOODGATE_BENCH_E2E=1 (make bench-e2e).
 func TestE2ELatency(t *testing.T) {
 	if os.Getenv("FLOODGATE_BENCH_E2E") != "1" {
 		t.Skip("set FLOODGATE_BENCH_E2E=1 (make bench-e2e)")
@@ -62,7 +66,7 @@ bgp {
 api { socket = "%s" }
 mitigation { state_file = "%s" }
 hostgroup "customers" {
-  prefixes = ["203.0.113.0/24"]
+  prefixes = ["203.0.113.0/24", "2001:db8:ffff::/48"]
   threshold "incoming" { pps = "20kpps" }
   aggregate_after = 0 # one rule per victim, whatever the number of runs
   response "flowspec" {
@@ -72,46 +76,64 @@ hostgroup "customers" {
 }
 `, controllerASN, nb.String(), filepath.Join(dir, "api.sock"), filepath.Join(dir, "state.db"))
 	single := lab.StartFloodgateIn(t, bin, l.Netns("ctl"), cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
 	if _, err := l.WaitSessions(ctx); err != nil {
 		t.Fatal(err)
 	}
 	router := l.Router(t, "gobgp")
+	nsUDP := func(e gen.Emitter) gen.Emitter { return nsEmitter{e, l.Netns("ctl")} }
+	sflowTo, netflowTo := netip.MustParseAddrPort("127.0.0.1:6343"), netip.MustParseAddrPort("127.0.0.1:2055")
 	inputs := []struct {
 		name string
 		emit func() gen.Emitter
 	}{
-		{"sflow 1:100", func() gen.Emitter {
-			return nsEmitter{&gen.SFlowEmitter{To: netip.MustParseAddrPort("127.0.0.1:6343"), SamplingRate: 100}, l.Netns("ctl")}
+		{"sflow 1:1000", func() gen.Emitter { return nsUDP(&gen.SFlowEmitter{To: sflowTo, SamplingRate: 1000}) }},
+		{"netflow v9 1:1000", func() gen.Emitter {
+			return nsUDP(&gen.NetFlowEmitter{Version: 9, To: netflowTo, SamplingRate: 1000})
 		}},
-		{"netflow v9 1:100", func() gen.Emitter {
-			return nsEmitter{&gen.NetFlowEmitter{Version: 9, To: netip.MustParseAddrPort("127.0.0.1:2055"), SamplingRate: 100}, l.Netns("ctl")}
-		}},
+		{"ipfix 1:1", func() gen.Emitter { return nsUDP(&gen.NetFlowEmitter{Version: 10, To: netflowTo, SamplingRate: 1}) }},
 		{"mirror", func() gen.Emitter {
 			return &gen.RawEmitter{Interface: "eth1", Netns: l.Netns("tap"), MaxPackets: 2_000_000}
 		}},
+		{"sflow 1:100", func() gen.Emitter { return nsUDP(&gen.SFlowEmitter{To: sflowTo, SamplingRate: 100}) }},
+		{"netflow v9 1:100", func() gen.Emitter {
+			return nsUDP(&gen.NetFlowEmitter{Version: 9, To: netflowTo, SamplingRate: 100})
+		}},
 	}
 	var table strings.Builder
-	fmt.Fprintf(&table, "\n%-26s %5s %10s %10s %10s\n", "input", "runs", "median", "min", "max")
+	fmt.Fprintf(&table, "\n%-32s %5s %10s %10s %10s\n", "input", "runs", "median", "min", "max")
 	host := 10
-	measure := func(name string, emit func() gen.Emitter) {
+	measure := func(name string, emit func() gen.Emitter, v6 bool, factor float64) {
+		n, d := runs, 3*time.Second
+		if factor < 2 {
+			n, d = 5, 8*time.Second
+		}
+		fam, bg := lab.FamilyIPv4FlowSpec, netip.MustParsePrefix("203.0.113.128/25")
+		if v6 {
+			fam, bg = lab.FamilyIPv6FlowSpec, netip.MustParsePrefix("2001:db8:ffff:1::/120")
+		}
+		row := fmt.Sprintf("%s %s %.1f×", name, map[bool]string{false: "ipv4", true: "ipv6"}[v6], factor)
 		var ds []time.Duration
-		for r := range runs {
+		for r := range n {
 			host++
 			victim := netip.AddrFrom4([4]byte{203, 0, 113, byte(host)})
-			s := gen.Scenario{Victim: victim, Attack: gen.AttackNTP, AttackPPS: 100_000, Start: 300 * time.Millisecond, Duration: 3 * time.Second,
-				BackgroundHosts: netip.MustParsePrefix("203.0.113.128/25"), BackgroundCount: 50, BackgroundPPS: 5000, Seed: uint64(host)}
+			if v6 {
+				victim = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0xff, 0xff, 15: byte(host)})
+			}
+			s := gen.Scenario{Victim: victim, Attack: gen.AttackNTP, AttackPPS: uint64(factor * 20_000), VictimPPS: 3_000,
+				Start: 300 * time.Millisecond, Duration: d,
+				BackgroundHosts: bg, BackgroundCount: 50, BackgroundPPS: 5000, Seed: uint64(host)}
 			var start startLine
 			done := make(chan error, 1)
 			go func() {
 				_, err := gen.Run(ctx, s, &start, emit())
 				done <- err
 			}()
-			want := flowspecPrefix(victim.String() + "/32")
+			want := flowspecPrefix(netip.PrefixFrom(victim, victim.BitLen()).String())
 			var seen time.Time
 			for seen.IsZero() {
-				routes, err := router.Routes(ctx, lab.FamilyIPv4FlowSpec)
+				routes, err := router.Routes(ctx, fam)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -121,26 +143,30 @@ hostgroup "customers" {
 					}
 				}
 				if ctx.Err() != nil {
-					t.Fatalf("%s run %d: no rule", name, r)
+					t.Fatalf("%s run %d: no rule", row, r)
 				}
 				time.Sleep(5 * time.Millisecond)
 			}
 			if err := <-done; err != nil {
-				t.Fatalf("%s: generator: %v", name, err)
+				t.Fatalf("%s: generator: %v", row, err)
 			}
 			d := seen.Sub(start.get())
 			ds = append(ds, d)
-			t.Logf("%s run %d: %s", name, r+1, d.Round(time.Millisecond))
+			t.Logf("%s run %d: %s", row, r+1, d.Round(time.Millisecond))
 		}
 		med, maximum := latencies(ds)
 		minimum := ds[0]
 		for _, d := range ds {
 			minimum = min(minimum, d)
 		}
-		fmt.Fprintf(&table, "%-26s %5d %10s %10s %10s\n", name, len(ds), med.Round(time.Millisecond), minimum.Round(time.Millisecond), maximum.Round(time.Millisecond))
+		fmt.Fprintf(&table, "%-32s %5d %10s %10s %10s\n", row, len(ds), med.Round(time.Millisecond), minimum.Round(time.Millisecond), maximum.Round(time.Millisecond))
 	}
-	for _, in := range inputs {
-		measure(in.name, in.emit)
+	for _, factor := range []float64{5, 1.5} {
+		for _, v6 := range []bool{false, true} {
+			for _, in := range inputs {
+				measure(in.name, in.emit, v6, factor)
+			}
+		}
 	}
 
 	// The same NetFlow input through a cluster of three processes on a
@@ -170,7 +196,7 @@ hostgroup "customers" {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second)
-	measure("cluster: netflow v9 1:100", inputs[1].emit)
+	measure("cluster: netflow v9 1:100", inputs[5].emit, false, 5)
 	t.Log(table.String())
 	fmt.Print(table.String())
 }

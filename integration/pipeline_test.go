@@ -164,6 +164,11 @@ func newSFlowInput(t testing.TB, seed uint64, rate uint32) *sflowInput {
 func (in *sflowInput) name() string { return fmt.Sprintf("sflow 1:%d", in.rate) }
 
 func (in *sflowInput) feed(now time.Time, ss []stream, out []sources.Record) []sources.Record {
+	return decodeAll(in.t, in.dec, in.enc.Agent, now, in.datagrams(now, ss), out)
+}
+
+// datagrams samples the streams of a slice into sFlow datagrams.
+func (in *sflowInput) datagrams(now time.Time, ss []stream) [][]byte {
 	var samples []flowgen.Flow
 	for i := range ss {
 		s := &ss[i]
@@ -183,7 +188,7 @@ func (in *sflowInput) feed(now time.Time, ss []stream, out []sources.Record) []s
 		dgs = append(dgs, b)
 		samples = samples[n:]
 	}
-	return decodeAll(in.t, in.dec, in.enc.Agent, now, dgs, out)
+	return dgs
 }
 
 // flowKey identifies a flow in an exporter's cache.
@@ -261,6 +266,12 @@ func (in *netflowInput) encode(now time.Time, flows []flowgen.Flow) [][]byte {
 }
 
 func (in *netflowInput) feed(now time.Time, ss []stream, out []sources.Record) []sources.Record {
+	return decodeAll(in.t, in.dec, netflowExporter, now, in.datagrams(now, ss), out)
+}
+
+// datagrams puts the streams of a slice in the flow cache and exports the
+// records due, as datagrams.
+func (in *netflowInput) datagrams(now time.Time, ss []stream) [][]byte {
 	from := now.Add(-pipeSlice)
 	for i := range ss {
 		s := &ss[i]
@@ -276,7 +287,7 @@ func (in *netflowInput) feed(now time.Time, ss []stream, out []sources.Record) [
 		if c == nil {
 			// The flow's records end on its own phase of the span.
 			phase := time.Duration(in.rng.Int64N(int64(in.span)))
-			flushAt := pipeT0.Add(phase)
+			flushAt := pipeT0.Add(from.Sub(pipeT0).Truncate(in.span) + phase)
 			for !flushAt.After(from) {
 				flushAt = flushAt.Add(in.span)
 			}
@@ -297,7 +308,7 @@ func (in *netflowInput) feed(now time.Time, ss []stream, out []sources.Record) [
 		delete(in.cache, k)
 	}
 	sort.Slice(flows, func(i, j int) bool { return flows[i].Src.Less(flows[j].Src) })
-	return decodeAll(in.t, in.dec, netflowExporter, now, in.encode(now, flows), out)
+	return in.encode(now, flows)
 }
 
 // mirrorInput is the mirror port: every packet counted, no span.
