@@ -234,9 +234,9 @@ mitigation { state_file = "%s" }
 hostgroup "customers" {
   prefixes = ["203.0.113.0/24", "2001:db8:ffff::/48"]
   threshold "incoming" {
-    pps   = "%d"
-    bps   = "%d"
-    flows = "%d"
+    pps   = "%dpps"
+    bps   = "%dbps"
+    flows = "%dfps"
   }
   response "filter" {
     flowspec { action = "discard" }
@@ -301,6 +301,7 @@ hostgroup "customers" {
 	for i, in := range inputs {
 		for _, v6 := range []bool{false, true} {
 			crowd := hosts(i, v6)[0]
+			t.Logf("%s: flash crowd %s seen at %.0f pps at most (%.0f sent)", in.in.name(), crowd, seen[crowd], 0.8*pipeLimitPPS)
 			if r := seen[crowd]; r < 0.5*0.8*pipeLimitPPS || r > pipeLimitPPS {
 				t.Errorf("%s: flash crowd %s seen at %.0f pps at most, want about %.0f", in.in.name(), crowd, r, 0.8*pipeLimitPPS)
 			}
