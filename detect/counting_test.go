@@ -252,3 +252,40 @@ func maxOf(ds []time.Duration) time.Duration {
 	}
 	return m
 }
+
+// TestSynchronizedFlushIsNoBurst: an exporter that flushes every flow's
+// 1-s record at once, once a second (unsampled, so the estimate is exact),
+// reports a host at 0.8× its limit as a second of traffic arriving in one
+// tick. Placed in the ticks their spans cover, the records never look like
+// a burst; counted in the tick they arrive, they read 4× the limit there.
+// And the same records arriving late and bunched (two seconds' worth in
+// one tick) read no more.
+func TestSynchronizedFlushIsNoBurst(t *testing.T) {
+	const limit = 20000
+	c := newClock(newEngine(t, shippedPolicy(limit)))
+	victim := netip.MustParseAddr("203.0.113.9")
+	perTick := int(time.Second / tick)
+	c.step(nil) // records are placed in time from the first tick on
+	records := func(end time.Time) []sources.Record {
+		out := make([]sources.Record, 100)
+		for i := range out {
+			pkts := uint64(0.8 * limit / 100) // each flow's second
+			out[i] = sources.Record{Src: netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}), Dst: victim, SrcPort: uint16(40000 + i), DstPort: 443,
+				Proto: 6, TCPFlags: 0x18, Packets: pkts, Bytes: pkts * 600, Length: 600, Sampling: 1,
+				Start: end.Add(-time.Second).UnixNano(), End: end.UnixNano()}
+		}
+		return out
+	}
+	for n := range 60 * perTick {
+		var batch []sources.Record
+		switch {
+		case n < 30*perTick && n%perTick == 0:
+			batch = records(c.now)
+		case n >= 30*perTick && n%(2*perTick) == 0: // two seconds late, at once
+			batch = append(records(c.now.Add(-time.Second)), records(c.now)...)
+		}
+		if evs := c.step(batch); len(evs) > 0 {
+			t.Fatalf("%s: %s %s", time.Duration(n)*tick, evs[0].Kind, evs[0].Signature.Reason)
+		}
+	}
+}

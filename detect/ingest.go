@@ -221,7 +221,7 @@ func (e *Engine) count(s *shard, w *work, r *sources.Record, now int64, st *tabl
 	}
 	if x := h.x; x != nil {
 		if x.win != nil {
-			x.win.add(p, float64(r.Bytes), v, float64(r.End-r.Start)/1e9)
+			x.win.add(p, float64(r.Bytes), v, r.Start, r.End, now, int64(e.cfg.Tick))
 		}
 	} else if g := w.pe.group; g.suddenly(w.dir, &h.cur) && e.sketches.Load() < int64(e.cfg.MaxSketches) {
 		// A flood this tick: the sketch starts now, so that the tick

@@ -150,10 +150,18 @@ func (e *Engine) update(k Host, h *host, now time.Time, secs float64) (Event, bo
 		return Event{}, false
 	}
 	cr := hostRatio(lim, &h.r, h.basePPS, h.baseBPS, g.kvar, g.z)
-	cr = withBurst(cr, burstRatio(lim, &h.fast, g.burst, g.kvarF, g.z))
+	fast := burstRatio(lim, &h.fast, g.burst, g.kvarF, g.z)
 	if w := h.win(); w != nil {
-		cr = withBurst(cr, windowRatio(lim, &h.r, w, 1, g.z))
-		cr = withBurst(cr, windowRatio(lim, &h.r, w, g.burst, g.z))
+		// A suspect host's burst path is its window, where flow records
+		// are placed in the ticks they cover: the fast EWMA takes them
+		// with the sustained EWMA's backdating, so records that arrive
+		// late and bunched (a second's worth in one tick) would read as
+		// a burst there. Its estimate still counts for the point ratio.
+		br := windowRatio(lim, &h.r, w, g.burst, g.z)
+		br.point = fast.point
+		cr = withBurst(withBurst(cr, br), windowRatio(lim, &h.r, w, 1, g.z))
+	} else {
+		cr = withBurst(cr, fast)
 	}
 	if h.atk() == nil {
 		switch {

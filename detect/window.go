@@ -17,16 +17,11 @@ type slot struct {
 
 // window is the ring of a suspect host's last ticks. cur is the tick
 // being counted; slots[pos-1] is the newest tick, slots[pos] the oldest.
-// Flow records are counted as they arrive, not backdated, each with the
-// weight min(1, length/span), so that a record longer than the window
-// adds no more than the window's share of it (an exporter that flushes
-// 60-s records at once does not fill a 3-s window with a minute of
-// traffic).
+// Flow records are placed in the ticks their spans cover (see add).
 type window struct {
-	cur    slot
-	slots  []slot
-	pos    int
-	length float64 // seconds
+	cur   slot
+	slots []slot
+	pos   int
 }
 
 // newWindow makes the window of a host that has just become suspect. The
@@ -36,7 +31,7 @@ type window struct {
 // errs towards too little, never towards an attack.
 func newWindow(length time.Duration, tick time.Duration, r *rates, f *fastRates, nfast int) *window {
 	n := max(2, int(math.Ceil(float64(length)/float64(tick))))
-	w := &window{slots: make([]slot, n), length: length.Seconds()}
+	w := &window{slots: make([]slot, n)}
 	secs := tick.Seconds()
 	for i := range w.slots {
 		s := slot{pkts: r.pps[clsTotal], bytes: r.bps[clsTotal] / 8, v: r.v, secs: float32(secs)}
@@ -51,15 +46,39 @@ func newWindow(length time.Duration, tick time.Duration, r *rates, f *fastRates,
 	return w
 }
 
-// add counts a record of span seconds (0: a sample or a packet).
-func (w *window) add(pkts, bytes, v, span float64) {
-	if span > w.length {
-		k := w.length / span
-		pkts, bytes, v = pkts*k, bytes*k, v*k*k
+// add counts a record that spans [start, end] (Unix nanoseconds; a sample
+// or a packet has no span) in the tick that began at now (0 before the
+// first tick), of tick nanoseconds: each part of its span goes to the tick
+// it happened in, the part before the window is left out. So a window
+// holds the traffic that happened in it, as reported so far, however the
+// exporter times its datagrams (one that flushes every flow's 1-s record
+// at once does not put a second of traffic in one tick). A record's
+// variance goes with each part in proportion, which overstates it for a
+// window that holds several parts: erring towards no attack.
+func (w *window) add(pkts, bytes, v float64, start, end, now, tick int64) {
+	if end <= start || now == 0 || tick <= 0 {
+		w.cur.add(pkts, bytes, v, 1)
+		return
 	}
-	w.cur.pkts += float32(pkts)
-	w.cur.bytes += float32(bytes)
-	w.cur.v += float32(v)
+	span := float64(end - start)
+	if end > now {
+		w.cur.add(pkts, bytes, v, float64(end-max(start, now))/span)
+		end = now
+	}
+	n := len(w.slots)
+	for j := 1; j <= n && start < end; j++ {
+		lo := now - int64(j)*tick
+		if a := max(start, lo); a < end {
+			w.slots[(w.pos-j+n)%n].add(pkts, bytes, v, float64(end-a)/span)
+			end = a
+		}
+	}
+}
+
+func (s *slot) add(pkts, bytes, v, f float64) {
+	s.pkts += float32(pkts * f)
+	s.bytes += float32(bytes * f)
+	s.v += float32(v * f)
 }
 
 // push closes the tick that lasted secs.
