@@ -255,21 +255,27 @@ func maxOf(ds []time.Duration) time.Duration {
 
 // TestSynchronizedFlushIsNoBurst: an exporter that flushes every flow's
 // 1-s record at once, once a second (unsampled, so the estimate is exact),
-// reports a host at 0.8× its limit as a second of traffic arriving in one
-// tick. Placed in the ticks their spans cover, the records never look like
+// reports a host (or a hostgroup) at 0.8× its limit as a second of
+// traffic arriving in one tick. Placed in the ticks their spans cover, the records never look like
 // a burst; counted in the tick they arrive, they read 4× the limit there.
 // And the same records arriving late and bunched (two seconds' worth in
 // one tick) read no more.
 func TestSynchronizedFlushIsNoBurst(t *testing.T) {
 	const limit = 20000
-	c := newClock(newEngine(t, shippedPolicy(limit)))
-	victim := netip.MustParseAddr("203.0.113.9")
+	// A host at 0.8× its limit, and a hostgroup at 0.8× its group limit
+	// (that host and fifty at 1,280 pps each).
+	pol := shippedPolicy(limit)
+	pol.Hostgroups[0].Incoming.Group = policies.Limits{PPS: 100_000}
+	c := newClock(newEngine(t, pol))
 	perTick := int(time.Second / tick)
 	c.step(nil) // records are placed in time from the first tick on
 	records := func(end time.Time) []sources.Record {
-		out := make([]sources.Record, 100)
+		out := make([]sources.Record, 150)
 		for i := range out {
-			pkts := uint64(0.8 * limit / 100) // each flow's second
+			victim, pkts := netip.MustParseAddr("203.0.113.9"), uint64(0.8*limit/100) // each flow's second
+			if i >= 100 {
+				victim, pkts = netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}), 1280
+			}
 			out[i] = sources.Record{Src: netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}), Dst: victim, SrcPort: uint16(40000 + i), DstPort: 443,
 				Proto: 6, TCPFlags: 0x18, Packets: pkts, Bytes: pkts * 600, Length: 600, Sampling: 1,
 				Start: end.Add(-time.Second).UnixNano(), End: end.UnixNano()}
@@ -281,7 +287,7 @@ func TestSynchronizedFlushIsNoBurst(t *testing.T) {
 		switch {
 		case n < 30*perTick && n%perTick == 0:
 			batch = records(c.now)
-		case n >= 30*perTick && n%(2*perTick) == 0: // two seconds late, at once
+		case n >= 30*perTick && (n-30*perTick)%(2*perTick) == perTick: // two seconds, at once
 			batch = append(records(c.now.Add(-time.Second)), records(c.now)...)
 		}
 		if evs := c.step(batch); len(evs) > 0 {

@@ -198,7 +198,7 @@ func (e *Engine) count(s *shard, w *work, r *sources.Record, now int64, st *tabl
 	p := float64(r.Packets)
 	v := max(p*float64(max(r.Sampling, 1)-1), p*p/recordSamples)
 	if gs := w.pe.group.carpet[w.dir].Load(); gs != nil {
-		gs.add(r, remote, w.key.addr(), mask)
+		gs.add(r, remote, w.key.addr(), mask, v, now, int64(e.cfg.Tick))
 	}
 	if h == nil {
 		// Still counted in the hostgroup's total; the tick adds the

@@ -395,6 +395,9 @@ type groupSketch struct {
 	mu   sync.Mutex
 	sk   *sketch
 	dsts topK[netip.Addr]
+	// win is the group's confidence window, as a host's: its burst
+	// path, with records placed in the ticks they cover.
+	win *window
 }
 
 // groupSketchHosts is how many of a group's addresses the sketch follows:
@@ -405,10 +408,15 @@ func newGroupSketch() *groupSketch {
 	return &groupSketch{sk: newSketch(false), dsts: newTopK[netip.Addr](groupSketchHosts)}
 }
 
-func (g *groupSketch) add(r *sources.Record, remote, local netip.Addr, mask uint8) {
+// add counts a record of the group; v is the variance of its packet
+// count, now and tick place it in the window (see window.add).
+func (g *groupSketch) add(r *sources.Record, remote, local netip.Addr, mask uint8, v float64, now, tick int64) {
 	g.mu.Lock()
 	g.sk.add(r, remote, float64(r.Packets), mask)
 	g.dsts.add(local, float64(r.Packets))
+	if g.win != nil {
+		g.win.add(float64(r.Packets), float64(r.Bytes), v, r.Start, r.End, now, tick)
+	}
 	g.mu.Unlock()
 }
 

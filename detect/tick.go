@@ -537,13 +537,26 @@ func (e *Engine) tickGroups(st *tableState, totals [][2]counters, now time.Time,
 			gs.r.update(&sum, secs, g.alpha)
 			gs.fast.update(&sum, secs, g.alphaF)
 			gl := &dirLimits{host: lim.group}
-			cr := withBurst(hostRatio(gl, &gs.r, 0, 0, g.kvar, g.z), burstRatio(gl, &gs.fast, g.burst, g.kvarF, g.z))
+			// As for a host: a suspect group's burst path is its window.
+			fast := burstRatio(gl, &gs.fast, g.burst, g.kvarF, g.z)
+			br, wr := fast, crossing{}
+			if gs.sk != nil {
+				gs.sk.mu.Lock()
+				if w := gs.sk.win; w != nil {
+					w.push(secs)
+					br, wr = windowRatio(gl, &gs.r, w, g.burst, g.z), windowRatio(gl, &gs.r, w, 1, g.z)
+					br.point = fast.point
+				}
+				gs.sk.mu.Unlock()
+			}
+			cr := withBurst(withBurst(hostRatio(gl, &gs.r, 0, 0, g.kvar, g.z), br), wr)
 			if ev, ok := e.groupTransition(gs, g, dir, top, cr, now); ok {
 				events = append(events, ev)
 			}
 			switch {
 			case gs.sk == nil && cr.point > suspectRatio:
 				gs.sk = newGroupSketch()
+				gs.sk.win = e.newWindow(g, &gs.r, &gs.fast)
 			case gs.sk != nil && gs.attack == nil && cr.point < calmRatio:
 				gs.sk = nil
 			case gs.sk != nil:

@@ -162,5 +162,11 @@ func (e *Engine) suspect(h *host, g *hostgroup, sk *sketch) {
 	}
 	h.setSketch(sk)
 	e.sketches.Add(1)
-	h.x.win = newWindow(g.window, e.cfg.Tick, &h.r, &h.fast, int(math.Round(float64(g.burstTau)/float64(e.cfg.Tick))))
+	h.x.win = e.newWindow(g, &h.r, &h.fast)
+}
+
+// newWindow makes the confidence window of a host or group of g, seeded
+// from its rates r and f.
+func (e *Engine) newWindow(g *hostgroup, r *rates, f *fastRates) *window {
+	return newWindow(g.window, e.cfg.Tick, r, f, int(math.Round(float64(g.burstTau)/float64(e.cfg.Tick))))
 }
