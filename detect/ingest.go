@@ -321,25 +321,25 @@ func (fs *flowSet) reset() {
 }
 
 // addFlow adds the record's flow to its distinct-flow set and reports
-// whether it is new in the set's period. A flow that a full set does not
-// hold counts as new, erring towards detection; one it holds does not.
+// whether it is new in the set's period. A full set counts every flow as
+// new, erring towards detection (looking for the flow in it would cost a
+// long probe per record, exactly when records come fastest).
 func (s *shard) addFlow(e *Engine, w *work, r *sources.Record) bool {
 	fp := w.fp
 	if fp == 0 {
 		fp = e.flowPrint(w, r)
 	}
 	fs := s.flowSet(fp)
-	full := fs.n >= len(fs.slots)*3/4
+	if fs.n >= len(fs.slots)*3/4 {
+		s.flowFull++
+		return true
+	}
 	mask := uint64(len(fs.slots) - 1)
 	for i := fp & mask; ; i = (i + 1) & mask {
 		switch fs.slots[i] {
 		case fp:
 			return false
 		case 0:
-			if full {
-				s.flowFull++
-				return true
-			}
 			fs.slots[i] = fp
 			fs.n++
 			return true
