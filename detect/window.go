@@ -1,6 +1,7 @@
-// The confidence window: a suspect host's counts over its last ticks, as
-// they arrived, so that confidence is judged on a window that an attack
-// fills, where the EWMA still mixes in the traffic from before it.
+// The confidence window: a suspect host's (or hostgroup's) counts over its
+// last ticks, each record in the ticks it covers, so that confidence is
+// judged on a window that an attack fills, where the EWMA still mixes in
+// the traffic from before it.
 
 package detect
 
