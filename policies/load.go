@@ -29,8 +29,8 @@ const (
 	DefaultBurstFactor = 2.5
 	DefaultBurstEWMA   = 200 * time.Millisecond
 	// DefaultWindow is the confidence window (Detection.Window).
-	DefaultWindow = 3 * time.Second
-	DefaultBaseline    = 15 * time.Minute
+	DefaultWindow   = 3 * time.Second
+	DefaultBaseline = 15 * time.Minute
 	// DefaultConfidence is the detection confidence: one-sided 99.9 %,
 	// z = 3.09.
 	DefaultConfidence = 0.9999
