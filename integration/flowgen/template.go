@@ -56,8 +56,6 @@ const (
 	// flowKeyLen4 and flowKeyLen6 cover addresses, ports and protocol.
 	flowKeyLen4 = 4 + 4 + 2 + 2 + 1
 	flowKeyLen6 = 16 + 16 + 2 + 2 + 1
-	// maxSetPadding is the most padding a set or flowset ends with.
-	maxSetPadding = 3
 )
 
 // tcpFlagsLen returns the length of the TCP flags field: one octet in v9,
