@@ -320,4 +320,37 @@ hostgroup "customers" {
 			t.Errorf("%s routes at the router: %v %v", fam, routes, err)
 		}
 	}
+	// The control: the same daemon, fed an NTP reflection at 5× through
+	// each input, has the router drop it, so the quiet above was not
+	// detection asleep.
+	victim := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{203, 0, 113, byte(200 + i)}) }
+	pending := map[string]string{}
+	for i, in := range inputs {
+		pending[flowspecPrefix(victim(i).String()+"/32")] = in.in.name()
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(pending) > 0 && time.Now().Before(deadline) {
+		now := <-tick.C
+		for i, in := range inputs {
+			for _, b := range in.in.datagrams(now, pipeNTP(rng, victim(i), 5*pipeLimitPPS)) {
+				if _, err := conns[i].Write(b); err != nil {
+					t.Fatalf("%s: %v", in.in.name(), err)
+				}
+			}
+		}
+		routes, err := router.Routes(ctx, lab.FamilyIPv4FlowSpec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, rt := range routes {
+			for want := range pending {
+				if hasDestination(rt, want) {
+					delete(pending, want)
+				}
+			}
+		}
+	}
+	for _, name := range pending {
+		t.Errorf("%s: an NTP reflection at 5× reached no rule at the router in 30 s", name)
+	}
 }
