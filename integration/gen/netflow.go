@@ -31,6 +31,12 @@ const DefaultTemplateInterval = 10 * time.Second
 // The formats carry no fragment information (flowgen's templates have no
 // fragment fields): a non-first fragment is a UDP record with ports 0.
 // NetFlow v5 carries IPv4 only; Open refuses an IPv6 scenario.
+//
+// By default an interval's records are sent during the interval they
+// describe, paced over it. With Delayed they are sent at once when the
+// next interval starts, as a router sweeping its flow cache every interval
+// (an active timeout of one interval) exports them: a record reports
+// traffic that has already happened, up to an interval late.
 type NetFlowEmitter struct {
 	// Version is 5, 9 or 10 (IPFIX).
 	Version int
@@ -45,6 +51,12 @@ type NetFlowEmitter struct {
 	// SourceID is the v9 Source ID, the IPFIX observation domain or the
 	// v5 engine ID (low 8 bits).
 	SourceID uint32
+	// Delayed sends each interval's records, stamped with its bounds, at
+	// once when the next interval starts (the records of a scenario's
+	// last interval are not sent). Interval.MarkAttack then tells when the
+	// first record of attack traffic was sent, an interval after the
+	// traffic began.
+	Delayed bool
 
 	conn      *net.UDPConn
 	to        netip.AddrPort
@@ -57,7 +69,11 @@ type NetFlowEmitter struct {
 	every     time.Duration // TemplateInterval, default applied
 	records   []flowgen.Flow
 	attack    []bool // per record: carries attack traffic
-	buf       []byte
+	// held and heldAttack are the previous interval's records with
+	// Delayed, swapped with records and attack each interval.
+	held       []flowgen.Flow
+	heldAttack []bool
+	buf        []byte
 }
 
 var _ Emitter = (*NetFlowEmitter)(nil)
@@ -110,6 +126,7 @@ func (e *NetFlowEmitter) Open(s Scenario) error {
 	e.conn, e.to = c, netip.AddrPortFrom(e.To.Addr().Unmap(), e.To.Port())
 	e.sampler = newSampler(e.SamplingRate, s.Seed)
 	e.templates = time.Time{}
+	e.held, e.heldAttack = e.held[:0], e.heldAttack[:0]
 	e.buf = make([]byte, 0, flowgen.DatagramSize)
 	return nil
 }
@@ -189,12 +206,22 @@ func (e *NetFlowEmitter) Emit(ctx context.Context, iv *Interval) (Counts, error)
 		})
 		e.attack = append(e.attack, f.Attack)
 	}
+	if e.Delayed {
+		// Send the previous interval's records, stamped with its bounds
+		// when they were built; keep this one's for the next.
+		e.records, e.held = e.held, e.records
+		e.attack, e.heldAttack = e.heldAttack, e.attack
+	}
 	if err := e.sendTemplates(time.Now(), &c); err != nil {
 		return c, err
 	}
 	dgrams := (len(e.records) + e.perDgram - 1) / e.perDgram
 	marked := false
-	sent, err := pace(ctx, iv.Start, iv.End, dgrams, func(j int) error {
+	paceFrom, paceTo := iv.Start, iv.End
+	if e.Delayed {
+		paceFrom, paceTo = time.Time{}, time.Time{} // at once: the sweep
+	}
+	sent, err := pace(ctx, paceFrom, paceTo, dgrams, func(j int) error {
 		recs := e.records[j*e.perDgram : min((j+1)*e.perDgram, len(e.records))]
 		now := time.Now()
 		var err error

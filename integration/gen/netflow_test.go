@@ -1,6 +1,7 @@
 package gen
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -139,5 +140,45 @@ func TestNetFlowEmitterReopen(t *testing.T) {
 	tr := sumRecords(t, m, recs, nil)
 	if tr.attack != 2*1500 {
 		t.Errorf("attack packets %d over two runs, want 3000", tr.attack)
+	}
+}
+
+// TestNetFlowEmitterDelayed checks the Delayed export: each interval's
+// records leave when the next interval's Emit runs, not before, the last
+// interval's not at all.
+func TestNetFlowEmitterDelayed(t *testing.T) {
+	m, _ := NewModel(testScenario(AttackSYN, false, 5000, 0, 300*time.Millisecond))
+	c := newCollector(t, flow.ProtoNetFlow)
+	e := &NetFlowEmitter{Version: 9, To: c.addr(), Delayed: true}
+	if err := e.Open(m.Scenario()); err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	var total Counts
+	var iv Interval
+	for k := range m.Intervals() {
+		m.Fill(k, &iv)
+		n, err := e.Emit(context.Background(), &iv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Each Emit sends the previous interval's attack: 500 packets.
+		if want := uint64(min(k, 1) * 500); n.AttackPackets != want {
+			t.Errorf("interval %d sent %d attack packets, want %d", k, n.AttackPackets, want)
+		}
+		total.Add(n)
+		if got := len(c.wait(t, total.Datagrams)); uint64(got) != total.Records {
+			t.Errorf("after interval %d: %d records arrived, %d sent", k, got, total.Records)
+		}
+	}
+	recs := c.wait(t, total.Datagrams)
+	tr := sumRecords(t, m, recs, nil)
+	if tr.attack != 1000 {
+		t.Errorf("attack packets decoded %d, want 1000 (two of three intervals)", tr.attack)
+	}
+	for _, r := range recs {
+		if d := time.Duration(r.End - r.Start); d < 99*time.Millisecond || d > 101*time.Millisecond {
+			t.Fatalf("a record spans %v, want its interval's 100 ms", d)
+		}
 	}
 }
