@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -143,6 +144,10 @@ hostgroup "customers" {
 		var ds []time.Duration
 		for r := range n {
 			host++
+			// A random pause of up to a second before each run, so that
+			// the attack starts at any phase of the daemon's ticks: runs
+			// back to back last whole ticks and would all start at one.
+			time.Sleep(rand.N(time.Second))
 			victim := netip.AddrFrom4([4]byte{203, 0, 113, byte(host)})
 			if v6 {
 				victim = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0xff, 0xff, 15: byte(host)})
