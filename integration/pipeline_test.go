@@ -341,12 +341,21 @@ func pipeInputs(t testing.TB, seed uint64) []pipeInput {
 }
 
 // pipePolicy monitors 203.0.113.0/24 and 2001:db8:ffff::/48 with the
-// issue's per-host limits and the shipped detection defaults.
-func pipePolicy() *policies.Policy {
+// issue's per-host limits and the shipped detection defaults, but for the
+// confidence window when FLOODGATE_PIPE_WINDOW names another (the README's
+// figures for choosing the window).
+func pipePolicy(t testing.TB) *policies.Policy {
+	window := policies.DefaultWindow
+	if v := os.Getenv("FLOODGATE_PIPE_WINDOW"); v != "" {
+		var err error
+		if window, err = time.ParseDuration(v); err != nil {
+			t.Fatalf("FLOODGATE_PIPE_WINDOW: %v", err)
+		}
+	}
 	th := policies.Threshold{Total: policies.Limits{PPS: pipeLimitPPS, BPS: pipeLimitBPS, Flows: pipeLimitFPS}}
 	return &policies.Policy{
 		Detection: policies.Detection{Tick: policies.DefaultTick, Confidence: policies.DefaultConfidence,
-			BurstFactor: policies.DefaultBurstFactor, BurstEWMA: policies.DefaultBurstEWMA, Window: policies.DefaultWindow},
+			BurstFactor: policies.DefaultBurstFactor, BurstEWMA: policies.DefaultBurstEWMA, Window: window},
 		Hostgroups: []*policies.Hostgroup{{
 			Name:     "customers",
 			Prefixes: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24"), netip.MustParsePrefix("2001:db8:ffff::/48")},
@@ -359,7 +368,7 @@ func pipePolicy() *policies.Policy {
 // by victim, with the simulated time they were declared.
 func pipeRun(t testing.TB, in pipeInput, seed uint64, d time.Duration, sh shape) map[netip.Addr]time.Duration {
 	t.Helper()
-	e, err := detect.New(detect.Config{}, pipePolicy(), hclog.NewNullLogger())
+	e, err := detect.New(detect.Config{}, pipePolicy(t), hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -553,7 +562,7 @@ func TestPipelineMalformedFloodAnnouncesNothing(t *testing.T) {
 	}{{false, 1, 20, 600}, {false, 1000, 1, 6000}, {true, 1, 20, 600}, {true, 1000, 1, 6000}} {
 		ipfix := c.ipfix
 		in := newNetFlowInput(t, 7, c.rate, time.Second, ipfix)
-		e, err := detect.New(detect.Config{}, pipePolicy(), hclog.NewNullLogger())
+		e, err := detect.New(detect.Config{}, pipePolicy(t), hclog.NewNullLogger())
 		if err != nil {
 			t.Fatal(err)
 		}

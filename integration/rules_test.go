@@ -190,7 +190,7 @@ type ruleResult struct {
 // rule sets ("before"), on the rulesMeasure that follow.
 func playAttack(t testing.TB, in pipeInput, seed uint64, victim netip.Addr, ak attackKind, factor float64) ruleResult {
 	t.Helper()
-	e, err := detect.New(detect.Config{}, pipePolicy(), hclog.NewNullLogger())
+	e, err := detect.New(detect.Config{}, pipePolicy(t), hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
